@@ -1,0 +1,1 @@
+"""Acme conv nets: a small image family registered with zoo through an entry point."""

@@ -1,0 +1,29 @@
+"""Registers the Acme family. zoo imports this module to list models, so it imports no torch."""
+import zoo
+
+_LAYER_GROUPS = ["stem", "stages.0", "stages.1", "classifier"]
+_INPUT = zoo.ImageInput(size=64, resize_size=72)
+
+
+def register(registry):
+    for width, size in ((16, "s"), (32, "m")):
+        registry.register(zoo.ModelCard(
+            name=f"acme_net_{size}",
+            builder="acme_zoo.models:build_acme_net",
+            task="image-classification",
+            modality="image",
+            family="acme",
+            description=f"Acme conv net, width {width}: two stages of 3x3 convs with BatchNorm",
+            defaults={"width": width, "num_classes": 10},
+            input=_INPUT,
+            head="classifier",
+            layer_groups=_LAYER_GROUPS,
+            num_features=width * 2,
+        ))
+    registry.register(zoo.Recipe(
+        name="acme_ft",
+        model="acme_net_s",
+        description="acme_net_s with a new head of num_classes and its stem frozen",
+        options={"freeze": 1},
+        required=("num_classes",),
+    ))

@@ -1,0 +1,83 @@
+"""zoo: one registry of image, text and speech models for PyTorch, and one fine-tune API.
+
+    >>> import zoo
+    >>> zoo.list_models("resnet*", pretrained=True)
+    >>> model = zoo.create("resnet_ft", num_classes=5)
+
+Importing zoo, listing and reading cards import neither torch nor any plugin's model
+code; `zoo.create` and `zoo.finetune` do.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .cards import AudioInput, ImageInput, ModelCard, Recipe, TextInput, WeightsCard
+from .errors import (
+    CardError,
+    DuplicateModelError,
+    InvalidArgumentError,
+    PluginError,
+    UnknownModelError,
+    UnknownWeightsError,
+    WeightsError,
+    ZooError,
+)
+from .factory import card_of, create
+from .plugins import PluginInfo, list_plugins
+from .registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    import torch
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError", "ModelCard",
+    "PluginError", "PluginInfo", "Recipe", "Registry", "TextInput", "UnknownModelError", "UnknownWeightsError",
+    "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry", "finetune", "get_card",
+    "list_models", "list_plugins", "push_to_hub", "save_pretrained",
+]
+
+
+def list_models(
+    pattern: str | None = None,
+    *,
+    task: str | None = None,
+    modality: str | None = None,
+    family: str | None = None,
+    pretrained: bool = False,
+) -> list[str]:
+    """Sorted model names; `pattern` is a shell wildcard (``"resnet*"``).
+
+    Filters keep models of one `task` (``"image-classification"``), `modality`
+    (``"image"``, ``"text"``, ``"audio"``) or `family`. With ``pretrained=True`` only
+    models with weights are listed, each set of weights also as ``name.tag``.
+    """
+    return default_registry().list_models(pattern, task=task, modality=modality, family=family, pretrained=pretrained)
+
+
+def get_card(name: str) -> ModelCard:
+    """The card of a model, recipe, alias or ``name.tag``, without building anything."""
+    return default_registry().get_card(name)
+
+
+def save_pretrained(model: "torch.nn.Module", directory: str, **kwargs: Any) -> Any:
+    """Write ``config.json``, ``model.safetensors`` and ``README.md`` so `create("local-dir:...")` rebuilds it."""
+    from .weights import save_pretrained as _save
+
+    return _save(model, directory, **kwargs)
+
+
+def push_to_hub(model: "torch.nn.Module", repo_id: str, **kwargs: Any) -> Any:
+    """Save a model as `save_pretrained` does and upload it to a Hugging Face Hub repo."""
+    from .weights import push_to_hub as _push
+
+    return _push(model, repo_id, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "finetune":  # imports torch, so only on first use
+        import importlib
+
+        return importlib.import_module(".finetune", __name__)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

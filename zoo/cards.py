@@ -1,0 +1,369 @@
+"""Model cards: what a model is, how to build it and where its weights live.
+
+Cards are plain, validated data. Nothing here imports torch or a plugin's model code,
+so listing and describing models stays fast. Every card can be written to and read
+back from JSON (`to_dict` / `from_dict`), which is how saved models remember what they are.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Union
+
+from .errors import CardError
+
+MODALITIES = ("image", "text", "audio")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_BUILDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+def _fail(owner: str, field_name: str, problem: str) -> CardError:
+    return CardError(f"{owner}: field {field_name!r} {problem}", field=field_name)
+
+
+def _check_type(owner: str, name: str, value: Any, types: type | tuple[type, ...], *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise _fail(owner, name, f"must be {_type_names(types)}, got {value!r}")
+    if not isinstance(value, types):
+        raise _fail(owner, name, f"must be {_type_names(types)}, got {type(value).__name__} {value!r}")
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join(t.__name__ for t in types)
+
+
+def _number_triple(owner: str, name: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        raise _fail(owner, name, f"must be three numbers (one per RGB channel), got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+# ---------------------------------------------------------------------------- input specs
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """How images are prepared: resize to `resize_size`, center-crop to `size`, normalize."""
+
+    size: int
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
+    kind: str = field(default="image", init=False)
+
+    def __post_init__(self) -> None:
+        _check_type("ImageInput", "size", self.size, int)
+        if self.size <= 0:
+            raise _fail("ImageInput", "size", f"must be positive, got {self.size}")
+        object.__setattr__(self, "mean", _number_triple("ImageInput", "mean", self.mean))
+        object.__setattr__(self, "std", _number_triple("ImageInput", "std", self.std))
+        _check_type("ImageInput", "resize_size", self.resize_size, int, optional=True)
+        if self.interpolation not in _INTERPOLATIONS:
+            raise _fail("ImageInput", "interpolation", f"must be one of {_INTERPOLATIONS}, got {self.interpolation!r}")
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """How text is prepared: which tokenizer, how long a sequence may be."""
+
+    max_length: int = 512
+    tokenizer: str | None = None
+    lowercase: bool = False
+    kind: str = field(default="text", init=False)
+
+    def __post_init__(self) -> None:
+        _check_type("TextInput", "max_length", self.max_length, int)
+        _check_type("TextInput", "tokenizer", self.tokenizer, str, optional=True)
+        _check_type("TextInput", "lowercase", self.lowercase, bool)
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """How audio is prepared: resampled to `sample_rate`, mixed to mono, cut or padded to a clip."""
+
+    sample_rate: int
+    clip_seconds: float | None = None
+    mono: bool = True
+    kind: str = field(default="audio", init=False)
+
+    def __post_init__(self) -> None:
+        _check_type("AudioInput", "sample_rate", self.sample_rate, int)
+        if self.sample_rate <= 0:
+            raise _fail("AudioInput", "sample_rate", f"must be positive, got {self.sample_rate}")
+        _check_type("AudioInput", "clip_seconds", self.clip_seconds, (int, float), optional=True)
+        _check_type("AudioInput", "mono", self.mono, bool)
+
+
+InputSpec = Union[ImageInput, TextInput, AudioInput]
+_INPUT_KINDS: dict[str, type] = {"image": ImageInput, "text": TextInput, "audio": AudioInput}
+
+
+def input_from_dict(data: InputSpec | Mapping[str, Any] | None, *, modality: str | None = None) -> InputSpec | None:
+    """Turn a plain mapping (as written in JSON) into the input spec for its modality."""
+    if data is None or isinstance(data, (ImageInput, TextInput, AudioInput)):
+        return data
+    if not isinstance(data, Mapping):
+        raise CardError(f"field 'input' must be a mapping or an input spec, got {data!r}", field="input")
+    values = dict(data)
+    kind = values.pop("kind", None) or modality
+    if kind not in _INPUT_KINDS:
+        raise CardError(f"field 'input' needs a 'kind' among {tuple(_INPUT_KINDS)}, got {kind!r}", field="input")
+    try:
+        return _INPUT_KINDS[kind](**values)
+    except TypeError as exc:
+        raise CardError(f"field 'input' is malformed for {kind}: {exc}", field="input") from None
+
+
+# ---------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightsCard:
+    """One set of pretrained weights for a model.
+
+    `source` is where the file lives: ``hf-hub:org/repo`` (with `filename` and
+    `revision`), an ``https://`` URL, or a local path. `sha256` is the full hex
+    digest or a prefix of it (torchvision puts an 8+ digit prefix in its file names).
+    `key_map` names a ``"module:function"`` that renames a checkpoint's keys to the
+    module's, for checkpoints written by another implementation.
+    """
+
+    source: str
+    filename: str | None = None
+    revision: str | None = None
+    sha256: str | None = None
+    num_classes: int | None = None
+    labels: tuple[str, ...] | None = None
+    license: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    num_params: int | None = None
+    file_size: int | None = None
+    input: InputSpec | None = None
+    key_map: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        owner = "WeightsCard"
+        _check_type(owner, "source", self.source, str)
+        if not self.source:
+            raise _fail(owner, "source", "must not be empty")
+        for name in ("filename", "revision", "license", "key_map"):
+            _check_type(owner, name, getattr(self, name), str, optional=True)
+        if self.sha256 is not None:
+            _check_type(owner, "sha256", self.sha256, str)
+            if not re.fullmatch(r"[0-9a-f]{6,64}", self.sha256):
+                raise _fail(owner, "sha256", f"must be 6 to 64 lowercase hex digits, got {self.sha256!r}")
+        _check_type(owner, "num_classes", self.num_classes, int, optional=True)
+        if self.labels is not None:
+            if not isinstance(self.labels, (list, tuple)) or not all(isinstance(x, str) for x in self.labels):
+                raise _fail(owner, "labels", "must be a list of strings")
+            object.__setattr__(self, "labels", tuple(self.labels))
+            if self.num_classes is not None and len(self.labels) != self.num_classes:
+                raise _fail(owner, "labels", f"has {len(self.labels)} names but num_classes is {self.num_classes}")
+        _check_type(owner, "metrics", self.metrics, Mapping)
+        _check_type(owner, "num_params", self.num_params, int, optional=True)
+        _check_type(owner, "file_size", self.file_size, int, optional=True)
+        if self.key_map is not None and not _BUILDER.match(self.key_map):
+            raise _fail(owner, "key_map", f"must be 'package.module:function', got {self.key_map!r}")
+        object.__setattr__(self, "input", input_from_dict(self.input))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "WeightsCard":
+        return _from_dict(cls, data, "WeightsCard")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+# ---------------------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A name for another model plus the options `zoo.create` should use.
+
+    `model` is a registered name, optionally with a weights tag (``resnet50.tv2_in1k``).
+    `options` are `create` keywords (``pretrained``, ``freeze``, builder keywords ...);
+    `required` are keywords the user must give (``num_classes`` for a fine-tune recipe).
+    """
+
+    name: str
+    model: str
+    description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name("Recipe", self.name)
+        _check_type(f"Recipe {self.name!r}", "model", self.model, str)
+        _check_type(f"Recipe {self.name!r}", "description", self.description, str)
+        _check_type(f"Recipe {self.name!r}", "options", self.options, Mapping)
+        object.__setattr__(self, "required", tuple(self.required))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+        return _from_dict(cls, data, "Recipe")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+# ---------------------------------------------------------------------------- model cards
+
+
+def _check_name(owner: str, name: Any) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise CardError(
+            f"{owner}: field 'name' must start with a letter and hold only letters, digits, '_' or '-'"
+            f" (no '.', which separates a weights tag), got {name!r}",
+            field="name",
+        )
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything zoo knows about a model without building it.
+
+    `builder` is ``"package.module:function"``; it is imported only by `zoo.create`.
+    `head` is the dotted path of the classifier module; `layer_groups` are module
+    prefixes from the input side to the head, used for freezing and layer-wise rates.
+    `weights` maps tags to `WeightsCard`; `default_weights` is the tag `pretrained=True` uses.
+    `num_features` is the width of the pooled features the head reads; `num_classes`
+    is what the built model outputs when that differs from the builder's default
+    (set on the card a created model carries; 0 means the head was removed).
+    `recipe` is set on cards derived from a `Recipe` and names what they came from.
+    """
+
+    name: str
+    builder: str
+    task: str
+    modality: str
+    family: str | None = None
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    input: InputSpec | None = None
+    head: str | None = None
+    layer_groups: tuple[str, ...] = ()
+    weights: Mapping[str, WeightsCard] = field(default_factory=dict)
+    default_weights: str | None = None
+    num_features: int | None = None
+    num_classes: int | None = None
+    aliases: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    recipe: Recipe | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("ModelCard", self.name)
+        owner = f"ModelCard {self.name!r}"
+        _check_type(owner, "builder", self.builder, str)
+        if not _BUILDER.match(self.builder):
+            raise _fail(owner, "builder", f"must be 'package.module:function', got {self.builder!r}")
+        _check_type(owner, "task", self.task, str)
+        if not re.fullmatch(r"[a-z][a-z0-9\-]*", self.task):
+            raise _fail(owner, "task", f"must be a Hugging Face task name such as 'image-classification', got {self.task!r}")
+        if self.modality not in MODALITIES:
+            raise _fail(owner, "modality", f"must be one of {MODALITIES}, got {self.modality!r}")
+        _check_type(owner, "family", self.family, str, optional=True)
+        _check_type(owner, "description", self.description, str)
+        _check_type(owner, "defaults", self.defaults, Mapping)
+        _check_type(owner, "head", self.head, str, optional=True)
+        if not isinstance(self.layer_groups, (list, tuple)) or not all(isinstance(g, str) for g in self.layer_groups):
+            raise _fail(owner, "layer_groups", f"must be a list of module prefixes, got {self.layer_groups!r}")
+        object.__setattr__(self, "layer_groups", tuple(self.layer_groups))
+        object.__setattr__(self, "input", _wrap(owner, "input", lambda: input_from_dict(self.input, modality=self.modality)))
+        _check_type(owner, "weights", self.weights, Mapping)
+        weights = {}
+        for tag, card in self.weights.items():
+            if not isinstance(tag, str) or not _TAG.match(tag):
+                raise _fail(owner, "weights", f"has a malformed tag {tag!r} (letters, digits, '_' or '-')")
+            weights[tag] = card if isinstance(card, WeightsCard) else _wrap(
+                owner, f"weights[{tag!r}]", lambda c=card: WeightsCard.from_dict(c)
+            )
+        object.__setattr__(self, "weights", weights)
+        if self.default_weights is not None and self.default_weights not in self.weights:
+            raise _fail(owner, "default_weights", f"names {self.default_weights!r}, which is not among weights {sorted(self.weights)}")
+        _check_type(owner, "num_features", self.num_features, int, optional=True)
+        _check_type(owner, "num_classes", self.num_classes, int, optional=True)
+        if not isinstance(self.aliases, (list, tuple)):
+            raise _fail(owner, "aliases", f"must be a list of names, got {self.aliases!r}")
+        for alias in self.aliases:
+            _check_name(f"{owner} alias", alias)
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        _check_type(owner, "extra", self.extra, Mapping)
+        if self.recipe is not None and not isinstance(self.recipe, Recipe):
+            object.__setattr__(self, "recipe", _wrap(owner, "recipe", lambda: Recipe.from_dict(self.recipe)))
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the card has at least one set of weights."""
+        return bool(self.weights)
+
+    def classes(self, tag: str | None = None) -> int | None:
+        """Classes the model outputs: `num_classes`, else the builder default, else the weights'."""
+        if self.num_classes is not None:
+            return self.num_classes
+        if "num_classes" in self.defaults:
+            return self.defaults["num_classes"]
+        tag = tag or self.default_weights
+        return self.weights[tag].num_classes if tag in self.weights else None
+
+    def input_for(self, tag: str | None = None) -> InputSpec | None:
+        """The input spec for one set of weights (weights may override the card's)."""
+        tag = tag or self.default_weights
+        if tag and tag in self.weights and self.weights[tag].input is not None:
+            return self.weights[tag].input
+        return self.input
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelCard":
+        return _from_dict(cls, data, "ModelCard")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+def _wrap(owner: str, field_name: str, make):
+    try:
+        return make()
+    except CardError as exc:
+        raise CardError(f"{owner}: {exc}", field=field_name) from None
+
+
+def _from_dict(cls, data: Mapping[str, Any], owner: str):
+    if not isinstance(data, Mapping):
+        raise CardError(f"{owner} must be given as a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CardError(f"{owner}: unknown field(s) {unknown}; known fields are {sorted(names)}", field=unknown[0])
+    missing = sorted(f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
+                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    if missing:
+        raise CardError(f"{owner}: missing required field(s) {missing}", field=missing[0])
+    return cls(**dict(data))
+
+
+def _to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            empty = value is None or (isinstance(value, (str, tuple, list, Mapping)) and not value)
+            if f.name != "kind" and empty:
+                continue  # omit unset optional fields: cards read back the same
+            out[f.name] = _to_dict(value)
+        return out
+    if isinstance(obj, Mapping):
+        return {k: _to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_dict(v) for v in obj]
+    return obj

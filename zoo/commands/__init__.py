@@ -1,0 +1,1 @@
+"""Subcommands of the ``zoo`` command, one module per group."""

@@ -1,0 +1,170 @@
+"""`zoo.create`: name -> card -> builder -> weights -> head -> freezing.
+
+torch and the plugin's model code are imported here, inside the functions, so that
+`import zoo` and listing stay free of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+from .cards import ModelCard
+from .errors import InvalidArgumentError, PluginError, ZooError
+from .registry import Resolved, default_registry
+
+if TYPE_CHECKING:
+    import torch
+
+CARD_ATTRIBUTE = "zoo_card"
+SAVED_PREFIXES = ("local-dir:", "hf-hub:")
+
+
+def create(
+    name: str,
+    *,
+    pretrained: bool | None = None,
+    num_classes: int | None = None,
+    freeze: Any = None,
+    **kwargs: Any,
+) -> "torch.nn.Module":
+    """Build a registered model.
+
+    Args:
+        name: a registered name or alias, ``name.tag`` for one set of weights, a recipe,
+            ``hf-hub:org/repo`` or ``local-dir:PATH`` for a saved model.
+        pretrained: load the default (or tagged) weights. Defaults to False, or to what
+            a recipe says.
+        num_classes: outputs of a new head; ``0`` removes the head and returns pooled
+            features. With weights of another class count, only the head is left untrained.
+        freeze: what to freeze, as in `zoo.finetune.freeze` (``"backbone"``, an integer
+            over layer groups, or name patterns).
+        **kwargs: keyword arguments of the model's builder; unknown ones are an error.
+
+    The returned module carries its card as ``module.zoo_card``.
+    """
+    if name.startswith(SAVED_PREFIXES):
+        from .weights import create_saved
+
+        return create_saved(name, pretrained=pretrained, num_classes=num_classes, freeze=freeze, **kwargs)
+    resolved = default_registry().resolve(name)
+    return build(resolved, pretrained=pretrained, num_classes=num_classes, freeze=freeze, **kwargs)
+
+
+def build(
+    resolved: Resolved,
+    *,
+    pretrained: bool | None = None,
+    num_classes: int | None = None,
+    freeze: Any = None,
+    **kwargs: Any,
+) -> "torch.nn.Module":
+    """Build the model a `Resolved` names (the part of `create` after the lookup)."""
+    card = resolved.card
+    given = {"pretrained": pretrained, "num_classes": num_classes, "freeze": freeze}
+    options = {**resolved.options, **{k: v for k, v in given.items() if v is not None}, **kwargs}
+    missing = [key for key in resolved.required if options.get(key) is None]
+    if missing:
+        example = ", ".join(f"{key}=..." for key in missing)
+        raise InvalidArgumentError(f"{card.name!r} needs {', '.join(missing)}: zoo.create({card.name!r}, {example})")
+    pretrained = bool(options.pop("pretrained", False))
+    num_classes = options.pop("num_classes", None)
+    freeze = options.pop("freeze", None)
+    freeze_bn = options.pop("freeze_bn", "frozen")
+    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0):
+        raise InvalidArgumentError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+
+    tag = None
+    if pretrained:
+        tag = resolved.tag or card.default_weights
+        if tag is None:
+            raise ZooError(f"model {card.name!r} has no pretrained weights; use pretrained=False, "
+                           f"or see `zoo list --pretrained` for models that have them")
+    builder = import_builder(card)
+    builder_kwargs = {**card.defaults, **options}
+    check_kwargs(card, builder, builder_kwargs)
+
+    if tag is not None:
+        from .weights import build_pretrained
+
+        model = build_pretrained(builder, builder_kwargs, card, tag)
+    else:
+        if num_classes and accepts(builder, "num_classes"):
+            builder_kwargs["num_classes"] = num_classes
+        model = call_builder(card, builder, builder_kwargs)
+
+    built_classes = builder_kwargs.get("num_classes", card.classes(tag))
+    card = dataclasses.replace(card, defaults=builder_kwargs, default_weights=tag, num_classes=built_classes)
+    attach_card(model, card)
+    if num_classes is not None and num_classes != built_classes:
+        from .finetune.heads import reset_head
+
+        reset_head(model, num_classes)
+    if freeze is not None:
+        from .finetune.freezing import freeze as freeze_model
+
+        freeze_model(model, freeze, bn=freeze_bn)
+    return model
+
+
+def attach_card(model: "torch.nn.Module", card: ModelCard) -> None:
+    """Attach a card to a module (plain attribute; not a parameter, buffer or submodule)."""
+    object.__setattr__(model, CARD_ATTRIBUTE, card)
+
+
+def card_of(model: "torch.nn.Module") -> ModelCard:
+    """The card a zoo-created module carries."""
+    card = getattr(model, CARD_ATTRIBUTE, None)
+    if card is None:
+        raise ZooError(f"this {type(model).__name__} carries no zoo card; create it with zoo.create(...) "
+                       "or attach one with zoo.factory.attach_card(model, card)")
+    return card
+
+
+def import_builder(card: ModelCard) -> Callable[..., Any]:
+    """Import the builder a card names; an import failure names the card's plugin."""
+    module_name, _, attr = card.builder.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
+    return obj
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether `fn` takes keyword `name`, explicitly or through ``**kwargs``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Reject keywords a builder does not name (builders with ``**kwargs`` are checked when called)."""
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        known = sorted(n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        raise InvalidArgumentError(
+            f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; "
+            f"it takes pretrained, num_classes, freeze and {', '.join(known) or 'no other keyword'}"
+        )
+
+
+def call_builder(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any]) -> "torch.nn.Module":
+    """Call a builder, turning "unexpected keyword" TypeErrors into a clear zoo error."""
+    try:
+        return builder(**kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc) or "got an unexpected" in str(exc):
+            raise InvalidArgumentError(f"model {card.name!r} rejected its arguments: {exc}") from exc
+        raise
