@@ -153,10 +153,11 @@ def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str,
         return
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        known = sorted(n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        known = ["pretrained", "num_classes", "freeze", "freeze_bn"]
+        known += sorted(n for n, p in params.items()
+                        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in known)
         raise InvalidArgumentError(
-            f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; "
-            f"it takes pretrained, num_classes, freeze and {', '.join(known) or 'no other keyword'}"
+            f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; it takes {', '.join(known)}"
         )
 
 

@@ -1,0 +1,43 @@
+"""torch.hub through its own code: list, help and load resolve 'owner/zoo' to this checkout, offline."""
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+
+@pytest.fixture
+def hub_checkout(monkeypatch, acme):
+    """torch.hub's GitHub fetch is replaced by this checkout; everything else is torch.hub's own code."""
+    calls = []
+
+    def fake_fetch(github, force_reload, trust_repo="check", calling_fn="load", verbose=True, skip_validation=False):
+        calls.append(github)
+        return str(REPO)
+
+    monkeypatch.setattr(torch.hub, "_get_cache_or_reload", fake_fetch)
+    monkeypatch.delitem(sys.modules, "hubconf", raising=False)
+    yield calls
+
+
+def test_hub_list_shows_every_model_and_nothing_else(hub_checkout):
+    import zoo
+
+    entries = torch.hub.list("owner/zoo", trust_repo=True)
+    assert hub_checkout == ["owner/zoo"]
+    assert sorted(entries) == zoo.list_models()
+    assert {"acme_net_s", "acme_ft"} <= set(entries)  # a third-party plugin's models too
+
+
+def test_hub_help_shows_the_card(hub_checkout):
+    text = torch.hub.help("owner/zoo", "acme_ft", trust_repo=True)
+    assert "acme_net_s with a new head" in text
+    assert "Recipe of acme_net_s" in text and "num_classes" in text
+
+
+def test_hub_load_local_and_github(hub_checkout):
+    model = torch.hub.load(str(REPO), "acme_net_m", source="local", num_classes=3)
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)
+    model = torch.hub.load("owner/zoo", "acme_net_s", trust_repo=True, width=8)
+    assert model.stem[0].out_channels == 8
