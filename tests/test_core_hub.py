@@ -41,3 +41,29 @@ def test_hub_load_local_and_github(hub_checkout):
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3)
     model = torch.hub.load("owner/zoo", "acme_net_s", trust_repo=True, width=8)
     assert model.stem[0].out_channels == 8
+
+
+def test_hubconf_finds_builtin_families_from_the_checkout_when_zoo_is_not_installed():
+    """torch.hub users have no installed zoo: the built-in plugins come from pyproject.toml."""
+    from conftest import run_python
+
+    result = run_python(f"""
+        import importlib.metadata as md
+        real = md.entry_points
+        def without_zoo(**kw):  # as if the zoo distribution were not installed
+            if kw.get("group") != "zoo.plugins":
+                return real(**kw)
+            return md.EntryPoints([e for e in real(**kw) if not (e.dist and e.dist.metadata["Name"] == "zoo")])
+        md.entry_points = without_zoo
+        import torch
+        import sys; sys.path.insert(0, {str(REPO)!r})
+        import zoo
+        infos = zoo.list_plugins()
+        print(sorted((i.name, i.distribution, i.status) for i in infos))
+        model = torch.hub.load({str(REPO)!r}, "resnet18", source="local", num_classes=3)
+        print(tuple(model(torch.randn(1, 3, 64, 64)).shape))
+    """)
+    assert result.returncode == 0, result.stderr
+    plugins, shape = result.stdout.strip().splitlines()
+    assert ("vision", "zoo", "loaded") in eval(plugins)
+    assert shape == "(1, 3)"
