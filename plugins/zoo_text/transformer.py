@@ -1,0 +1,304 @@
+"""A compact post-norm Transformer encoder covering BERT, DistilBERT, RoBERTa and MiniLM.
+
+One fused QKV projection per layer and `F.scaled_dot_product_attention` over all heads
+at once; padding is honoured through a boolean key mask. The same module serves three
+tasks, chosen by `task`:
+
+* ``text-classification``: first-token pooling (optionally through a dense layer) -> head
+* ``feature-extraction``: masked mean (or first-token) pooling, optional L2 norm -> head
+  (``nn.Identity`` unless a class count is given)
+* ``token-classification``: every token's hidden state -> head
+
+Parameters live in ``embeddings``, ``layers.N``, ``pooler`` and ``head`` (the card's layer
+groups), and every module exists whatever the options, so the groups always resolve.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import InvalidArgumentError
+
+TASKS = ("text-classification", "feature-extraction", "token-classification")
+POOLINGS = ("cls", "mean", "none")
+POSITION_STYLES = ("absolute", "after_padding")
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation a checkpoint's config names (``gelu``, ``gelu_new``, ``relu``, ``tanh`` ...)."""
+    table: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "gelu": F.gelu,
+        "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+        "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+        "relu": F.relu,
+        "tanh": torch.tanh,
+        "silu": F.silu,
+        "swish": F.silu,
+    }
+    if name not in table:
+        raise InvalidArgumentError(f"unsupported activation {name!r}; use one of {sorted(table)}")
+    return table[name]
+
+
+class Embeddings(nn.Module):
+    """Word + position (+ token type) embeddings, LayerNorm, dropout.
+
+    ``position_style="after_padding"`` numbers positions as RoBERTa does: from
+    ``pad_token_id + 1``, skipping padding tokens.
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int, max_positions: int, type_vocab_size: int,
+                 pad_token_id: int | None, eps: float, dropout: float, position_style: str) -> None:
+        super().__init__()
+        if position_style not in POSITION_STYLES:
+            raise InvalidArgumentError(f"position_style must be one of {POSITION_STYLES}, got {position_style!r}")
+        if position_style == "after_padding" and pad_token_id is None:
+            raise InvalidArgumentError("position_style='after_padding' needs pad_token_id")
+        self.position_style = position_style
+        self.pad_token_id = pad_token_id
+        self.word = nn.Embedding(vocab_size, hidden_size, padding_idx=pad_token_id)
+        self.position = nn.Embedding(max_positions, hidden_size)
+        self.token_type = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size > 0 else None
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if self.position_style == "after_padding":
+            not_pad = input_ids.ne(self.pad_token_id).int()
+            positions = torch.cumsum(not_pad, dim=1, dtype=torch.int32) * not_pad + self.pad_token_id
+            x = self.word(input_ids) + self.position(positions.long())
+        else:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            x = self.word(input_ids) + self.position(positions)
+        if self.token_type is not None:
+            if token_type_ids is None:
+                x = x + self.token_type.weight[0]
+            else:
+                x = x + self.token_type(token_type_ids)
+        return self.drop(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: one QKV matmul, one fused attention kernel for all heads."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise InvalidArgumentError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        batch, length, width = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, width // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(batch, length, width))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int, act: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(hidden_size, intermediate_size)
+        self.fc2 = nn.Linear(intermediate_size, hidden_size)
+        self.act_name = act
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm block: ``x = norm(x + attn(x)); x = norm(x + mlp(x))`` (BERT's layout)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, intermediate_size: int, act: str, eps: float,
+                 dropout: float, attention_dropout: float) -> None:
+        super().__init__()
+        self.attn = SelfAttention(hidden_size, num_heads, attention_dropout)
+        self.attn_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.mlp = FeedForward(hidden_size, intermediate_size, act)
+        self.mlp_norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attn_norm(x + self.drop(self.attn(x, mask)))
+        return self.mlp_norm(x + self.drop(self.mlp(x)))
+
+
+class Pooler(nn.Module):
+    """Sequence -> one vector: first token (optionally dense + activation) or masked mean.
+
+    Mean pooling averages the hidden states of real tokens only, as sentence-transformers
+    does; ``normalize`` then scales each vector to unit L2 norm. ``mode="none"`` keeps
+    every token (token classification).
+    """
+
+    def __init__(self, mode: str, hidden_size: int, *, dense: bool = False, act: str = "tanh",
+                 dropout: float = 0.0, normalize: bool = False) -> None:
+        super().__init__()
+        if mode not in POOLINGS:
+            raise InvalidArgumentError(f"pooling must be one of {POOLINGS}, got {mode!r}")
+        if dense and mode != "cls":
+            raise InvalidArgumentError("a dense pooler layer needs pooling='cls'")
+        self.mode = mode
+        self.normalize = normalize
+        self.drop = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden_size, hidden_size) if dense else None
+        self.act_name = act
+        self.act = activation(act)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.mode == "none":
+            pooled = hidden
+        elif self.mode == "cls":
+            pooled = hidden[:, 0]
+            if self.dense is not None:
+                pooled = self.act(self.dense(self.drop(pooled)))
+        elif attention_mask is None:
+            pooled = hidden.mean(dim=1)
+        else:
+            weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        if self.normalize:
+            pooled = F.normalize(pooled, p=2.0, dim=-1)
+        return pooled
+
+
+class TextTransformer(nn.Module):
+    """Encoder + pooler + head for one of `TASKS`.
+
+    ``forward(input_ids, attention_mask=None, token_type_ids=None)`` returns logits
+    (``[batch, classes]``, or ``[batch, length, classes]`` for token classification) or,
+    with ``num_classes=0``, the pooled features. `forward_features` returns the last hidden
+    states ``[batch, length, hidden]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        intermediate_size: int,
+        max_positions: int = 512,
+        type_vocab_size: int = 2,
+        pad_token_id: int | None = 0,
+        layer_norm_eps: float = 1e-12,
+        hidden_act: str = "gelu",
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        position_style: str = "absolute",
+        task: str = "text-classification",
+        pooling: str | None = None,
+        pooler_dense: bool = False,
+        pooler_activation: str = "tanh",
+        pooler_dropout: float = 0.0,
+        normalize: bool = False,
+        num_classes: int = 0,
+        classifier_dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise InvalidArgumentError(f"task must be one of {TASKS}, got {task!r}")
+        pooling = pooling or {"text-classification": "cls", "feature-extraction": "mean",
+                              "token-classification": "none"}[task]
+        if (task == "token-classification") != (pooling == "none"):
+            raise InvalidArgumentError(f"task {task!r} does not go with pooling {pooling!r}")
+        self.task = task
+        self.num_features = hidden_size
+        self.embeddings = Embeddings(vocab_size, hidden_size, max_positions, type_vocab_size, pad_token_id,
+                                     layer_norm_eps, dropout, position_style)
+        self.layers = nn.ModuleList(
+            EncoderLayer(hidden_size, num_heads, intermediate_size, hidden_act, layer_norm_eps, dropout,
+                         attention_dropout)
+            for _ in range(num_layers)
+        )
+        self.pooler = Pooler(pooling, hidden_size, dense=pooler_dense, act=pooler_activation,
+                             dropout=pooler_dropout, normalize=normalize)
+        self.head_drop = nn.Dropout(dropout if classifier_dropout is None else classifier_dropout)
+        self.head = nn.Linear(hidden_size, num_classes) if num_classes else nn.Identity()
+        self.apply(_init_weights)
+
+    def forward_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states ``[batch, length, hidden]``."""
+        x = self.embeddings(input_ids, token_type_ids)
+        mask = _key_mask(attention_mask)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+    def forward_head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pool the hidden states (unless token classification) and apply the head."""
+        return self.head(self.head_drop(self.pooler(hidden, attention_mask)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(input_ids, attention_mask, token_type_ids), attention_mask)
+
+
+def _key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``[batch, length]`` 1/0 mask -> boolean ``[batch, 1, 1, length]`` (True attends), or None if no padding."""
+    if attention_mask is None:
+        return None
+    if not torch.compiler.is_compiling() and attention_mask.device.type != "meta" and bool(attention_mask.all()):
+        return None  # no padding: let attention take its unmasked (faster) path
+    return attention_mask.bool()[:, None, None, :]
+
+
+@torch.no_grad()
+def _init_weights(module: nn.Module) -> None:
+    """BERT's initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def build_text_transformer(
+    *,
+    vocab_size: int = 30522,
+    hidden_size: int = 768,
+    num_layers: int = 12,
+    num_heads: int = 12,
+    intermediate_size: int = 3072,
+    max_positions: int = 512,
+    type_vocab_size: int = 2,
+    pad_token_id: int | None = 0,
+    layer_norm_eps: float = 1e-12,
+    hidden_act: str = "gelu",
+    dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    position_style: str = "absolute",
+    task: str = "text-classification",
+    pooling: str | None = None,
+    pooler_dense: bool = False,
+    pooler_activation: str = "tanh",
+    pooler_dropout: float = 0.0,
+    normalize: bool = False,
+    num_classes: int = 0,
+    classifier_dropout: float | None = None,
+) -> TextTransformer:
+    """Build a `TextTransformer`; every keyword is a plain value a card's ``defaults`` can hold."""
+    return TextTransformer(
+        vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+        intermediate_size=intermediate_size, max_positions=max_positions, type_vocab_size=type_vocab_size,
+        pad_token_id=pad_token_id, layer_norm_eps=layer_norm_eps, hidden_act=hidden_act, dropout=dropout,
+        attention_dropout=attention_dropout, position_style=position_style, task=task, pooling=pooling,
+        pooler_dense=pooler_dense, pooler_activation=pooler_activation, pooler_dropout=pooler_dropout,
+        normalize=normalize, num_classes=num_classes, classifier_dropout=classifier_dropout,
+    )
