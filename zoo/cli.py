@@ -9,7 +9,7 @@ from typing import Sequence
 from .errors import ZooError
 
 # Modules in zoo.commands; each has `add_commands(subparsers)` and sets `func` on its parsers.
-COMMAND_MODULES = ("catalog", "build")
+COMMAND_MODULES = ("catalog", "build", "weights", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,7 +88,8 @@ def build(
     if tag is not None:
         from .weights import build_pretrained
 
-        model = build_pretrained(builder, builder_kwargs, card, tag)
+        model = build_pretrained(builder, builder_kwargs, card, tag, num_classes=num_classes)
+        card = getattr(model, CARD_ATTRIBUTE, card)  # carries extra["weights_location"]
     else:
         if num_classes and accepts(builder, "num_classes"):
             builder_kwargs["num_classes"] = num_classes

@@ -93,6 +93,19 @@ def _print_card(card: ModelCard, plugin: str) -> None:
                 print(f"  {key + ':':14} {value}")
         if weights.metrics:
             print(f"  {'metrics:':14} {_kv(weights.metrics)}")
+        print(f"  {'cached:':14} {_cached(card, tag)}")
+
+
+def _cached(card: ModelCard, tag: str) -> str:
+    """Whether the weights are on disk (so `zoo.create` works offline); `zoo download` fetches them."""
+    from ..errors import ZooError
+    from ..weights import cached_path
+
+    try:
+        path = cached_path(card, tag)
+    except (ZooError, ImportError, OSError) as exc:
+        return f"unknown ({exc})"
+    return f"yes ({path})" if path is not None else f"no (zoo download {card.name}.{tag})"
 
 
 def _kv(mapping) -> str:

@@ -1,0 +1,38 @@
+"""Pretrained weights: sources, cache, verification, fast loading, save and push.
+
+    fetch(card, tag)            download or find a card's weights, checked against its sha256
+    is_cached(card, tag)        whether they are on disk already (for offline use)
+    build_pretrained(...)       build a model with its weights (meta device + memory-mapped file)
+    create_saved(name, ...)     zoo.create("local-dir:DIR") / zoo.create("hf-hub:org/repo")
+    save_pretrained(model, dir) config.json + model.safetensors + README.md
+    push_to_hub(model, repo_id) the same files, uploaded with huggingface_hub
+
+Only the source/cache helpers are imported eagerly; they need neither torch nor huggingface_hub,
+so `zoo info` and `zoo list` stay light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .sources import cached_path, fetch, is_cached, offline
+from .verify import zoo_cache_dir
+
+_LAZY = {
+    "build_pretrained": ".loading",
+    "build_and_load": ".loading",
+    "create_saved": ".saved",
+    "save_pretrained": ".saving",
+    "push_to_hub": ".saving",
+    "read_state_dict": ".formats",
+    "write_safetensors": ".formats",
+}
+
+__all__ = ["build_pretrained", "cached_path", "create_saved", "fetch", "is_cached", "offline", "push_to_hub",
+           "read_state_dict", "save_pretrained", "write_safetensors", "zoo_cache_dir"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'zoo.weights' has no attribute {name!r}")

@@ -1,0 +1,99 @@
+"""sha256 checks of weight files, with a stamp so a verified file is not hashed on every load.
+
+A card gives the full hex digest or a prefix of it (torchvision puts an 8-digit prefix in its
+file names, ``resnet18-f37072fd.pth``). A file that passed is remembered by path, size and
+modification time under ``$ZOO_CACHE/verified`` (default ``~/.cache/zoo``); any change to the
+file (a truncation, a new download) hashes it again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from ..errors import WeightsError
+
+_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+_CHUNK = 1 << 22
+
+
+def zoo_cache_dir() -> Path:
+    """zoo's own cache directory: ``$ZOO_CACHE``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``."""
+    if os.environ.get("ZOO_CACHE"):
+        return Path(os.environ["ZOO_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zoo"
+
+
+def hash_from_filename(filename: str) -> str | None:
+    """The hash prefix in a torchvision-style file name (``name-<hex>.pth``), if any."""
+    match = _HASH_IN_NAME.search(filename)
+    return match.group(1) if match else None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()
+    return zoo_cache_dir() / "verified" / f"{key}.json"
+
+
+def _file_identity(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def _stamped_digest(path: Path) -> str | None:
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    identity = _file_identity(path)
+    if all(stamp.get(k) == v for k, v in identity.items()):
+        return stamp.get("sha256")
+    return None
+
+
+def _write_stamp(path: Path, digest: str) -> None:
+    target = _stamp_path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({**_file_identity(path), "sha256": digest}, f)
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+
+
+def check_file(path: Path, *, sha256: str | None, file_size: int | None = None, what: str = "weights") -> None:
+    """Raise `WeightsError` if `path` is truncated or its sha256 does not start with `sha256`."""
+    path = Path(path)
+    actual_size = path.stat().st_size
+    if file_size is not None and actual_size != file_size:
+        state = "truncated" if actual_size < file_size else "larger than expected"
+        raise WeightsError(
+            f"{what} file {path} is {state}: {actual_size} bytes, expected {file_size}"
+            + (f" (sha256 {sha256})" if sha256 else "") + "."
+        )
+    if not sha256:
+        return
+    stamped = _stamped_digest(path)
+    if stamped is not None and stamped.startswith(sha256):
+        return
+    digest = sha256_of(path)
+    if not digest.startswith(sha256):
+        raise WeightsError(
+            f"{what} file {path} has sha256 {digest}, expected {sha256}"
+            f"{'...' if len(sha256) < 64 else ''} ({actual_size} bytes): the file is corrupt or truncated."
+        )
+    _write_stamp(path, digest)
