@@ -52,3 +52,7 @@ class InvalidArgumentError(ZooError, TypeError):
 
 class WeightsError(ZooError):
     """Weights could not be found, downloaded, verified or loaded."""
+
+
+class DataError(ZooError, ValueError):
+    """A dataset could not be read: an empty folder, an unreadable file, a missing column."""

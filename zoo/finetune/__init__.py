@@ -12,7 +12,8 @@ from .groups import layer_groups, param_groups
 from .heads import get_head, reset_head
 
 __all__ = [
-    "BN_POLICIES", "Callback", "FitResult", "apply_lora", "cached_features", "evaluate", "fit", "freeze", "get_head", "get_strategy", "layer_groups",
+    "BN_POLICIES", "Callback", "FitResult", "apply_lora", "cached_features", "evaluate", "fit", "freeze",
+    "get_head", "get_strategy", "layer_groups",
     "merge_lora", "merged_state_dict", "param_groups", "reset_head", "Strategy", "Trainer", "unfreeze",
 ]
 

@@ -1,0 +1,112 @@
+"""`zoo finetune`, `zoo evaluate`, `zoo predict` and the README's main job (`zoo demo` + `zoo finetune`)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.cli import main
+
+import trainer_models as tm
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def cards():
+    tm.register_cards()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_finetune_evaluate_and_predict_an_image_model(tmp_path, capsys):
+    train = tm.write_image_folder(tmp_path / "train", per_class=8)
+    val = tm.write_image_folder(tmp_path / "val", per_class=4, seed=1)
+    out = tmp_path / "model"
+    code = main(["finetune", "trainer_conv", "--data", str(train), "--val", str(val), "--epochs", "4",
+                 "--lr", "0.02", "--batch-size", "8", "--strategy", "no_freeze", "--out", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert re.search(r"accuracy before fine-tuning: \d+\.\d% on the validation data", printed)
+    after = re.search(r"accuracy after fine-tuning:  (\d+\.\d)%", printed)
+    assert after and float(after.group(1)) >= 75.0
+    assert {"config.json", "model.safetensors", "README.md", "training.json"} <= {p.name for p in out.iterdir()}
+    assert (out / "checkpoints" / "last.pt").is_file()
+
+    assert main(["evaluate", str(out), "--data", str(val), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["samples"] == 12 and report["classes"] == ["class_0", "class_1", "class_2"]
+    assert f"{report['accuracy'] * 100:.1f}" == after.group(1)  # the saved model is the best epoch's
+
+    image = val / "class_2" / "0.png"
+    assert main(["predict", str(out), str(image), "--top-k", "2", "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)
+    assert predictions[0]["input"] == str(image) and len(predictions[0]["predictions"]) == 2
+    assert predictions[0]["predictions"][0]["label"] in {"class_0", "class_1", "class_2"}
+
+
+def test_finetune_resume_continues_a_stopped_run(tmp_path, capsys):
+    train = tm.write_image_folder(tmp_path / "train", per_class=4)
+    out = tmp_path / "model"
+    args = ["finetune", "trainer_conv", "--data", str(train), "--epochs", "2", "--batch-size", "4", "--out", str(out),
+            "--quiet", "--strategy", "no_freeze"]
+    assert main(args[:4] + ["--epochs", "1"] + args[6:]) == 0
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "resumed from epoch 2" in printed and "accuracy before" not in printed
+
+
+def test_finetune_text_and_bad_data_errors(tmp_path, capsys):
+    data = tmp_path / "reviews.jsonl"
+    rows = [("good fun", "pos"), ("great film", "pos"), ("bad plot", "neg"), ("dull film", "neg")] * 4
+    data.write_text("".join(json.dumps({"text": t, "sentiment": l}) + "\n" for t, l in rows))
+    out = tmp_path / "text-model"
+    assert main(["finetune", "trainer_text", "--data", str(data), "--label-column", "sentiment", "--epochs", "6",
+                 "--lr", "0.05", "--batch-size", "4", "--strategy", "no_freeze", "--out", str(out), "--quiet"]) == 0
+    assert "on the training data" in capsys.readouterr().out
+    assert main(["predict", str(out), "great fun", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["predictions"][0]["label"] in {"pos", "neg"}
+
+    assert main(["finetune", "trainer_text", "--data", str(data), "--out", str(out)]) == 2  # no 'label' column
+    assert "no label column 'label'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["finetune", "trainer_conv", "--data", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no class sub-folders" in capsys.readouterr().err
+
+
+def test_demo_data_is_deterministic(tmp_path):
+    from zoo import demo
+
+    a = demo.write_shapes(tmp_path / "a", per_class=2, seed=5)
+    b = demo.write_shapes(tmp_path / "b", per_class=2, seed=5)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert len(files) == 2 * len(demo.FINETUNE_CLASSES)
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+@pytest.mark.slow
+def test_readme_main_job_runs_offline_and_improves_accuracy(tmp_path):
+    """The README's first command, as a user types it (a fresh process, offline)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ZOO_CACHE": str(tmp_path / "cache")}
+    started = time.perf_counter()
+    demo = subprocess.run([sys.executable, "-m", "zoo", "demo", "--out", str(tmp_path / "zoo-demo")], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    command = re.search(r"zoo finetune .*", demo.stdout).group(0).split()
+    run = subprocess.run([sys.executable, "-m", "zoo"] + command[1:] + ["--quiet"], env=env, capture_output=True,
+                         text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    before = float(re.search(r"accuracy before fine-tuning: (\d+\.\d)%", run.stdout).group(1))
+    after = float(re.search(r"accuracy after fine-tuning:  (\d+\.\d)%", run.stdout).group(1))
+    assert after >= 75.0 and after > before + 40, run.stdout
+    print(f"main job: {time.perf_counter() - started:.0f} s, accuracy {before}% -> {after}%")

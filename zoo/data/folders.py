@@ -1,0 +1,193 @@
+"""Datasets from folders with one sub-folder per class: ``ROOT/<class>/<file>``.
+
+`image_folder` and `audio_folder` read the files with the preprocessing the model's card
+asks for (`zoo.data.images.image_transform`, `zoo.data.audio.audio_transform`). Class
+indices follow the sorted sub-folder names; a validation folder reuses the training
+folder's classes (``classes=train.classes``).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from torch.utils.data import Dataset
+
+from ..errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+class FolderDataset(Dataset):
+    """``(sample, class index)`` pairs from class sub-folders.
+
+    Attributes: ``classes`` (names, index order), ``samples`` (``(path, index)`` pairs),
+    ``transform`` (path -> model input), ``augments`` (True when the transform is random),
+    ``collate_fn`` (how to batch, or None for the default) and ``fingerprint`` (what
+    identifies the data, for the feature cache).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        extensions: Sequence[str],
+        transform: Callable[[Path], Any],
+        kind: str = "files",
+        classes: Sequence[str] | None = None,
+        check: Callable[[Path], Any] | None = None,
+        skip_bad: bool = False,
+        augments: bool = False,
+        collate_fn: Callable | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.transform = transform
+        self.augments = augments
+        self.collate_fn = collate_fn
+        self.skip_bad = skip_bad
+        self.classes, samples = scan_class_folders(self.root, extensions, kind=kind, classes=classes)
+        if skip_bad and check is not None:
+            samples = _drop_unreadable(samples, check)
+            if not samples:
+                raise DataError(f"none of the {kind} under {self.root} could be read")
+        self.samples: list[tuple[Path, int]] = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        path, label = self.samples[index]
+        try:
+            sample = self.transform(path)
+        except Exception as exc:
+            raise DataError(f"cannot read {path}: {exc}. Fix or remove the file, or skip unreadable files "
+                            "(skip_bad=True, or --skip-bad on the command line)") from exc
+        return sample, label
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The files (with size and modification time), their classes and the class names."""
+        return {"classes": list(self.classes), "files": [path for path, _ in self.samples], "labels": self.targets}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, samples={len(self)}, classes={len(self.classes)})"
+
+
+def scan_class_folders(root: Path, extensions: Sequence[str], *, kind: str = "files",
+                       classes: Sequence[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and ``(path, class index)`` pairs, sorted; clear errors for empty folders."""
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder: give a folder with one sub-folder of {kind} per class")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise DataError(f"{root} has no class sub-folders: put each class's {kind} in {root}/<class name>/")
+    if classes is None:
+        names = found
+    else:
+        names = list(classes)
+        unknown = sorted(set(found) - set(names))
+        if unknown:
+            raise DataError(f"{root} has classes the model was not trained on: {unknown}; "
+                            f"known classes are {names}")
+    suffixes = tuple(e.lower() for e in extensions)
+    samples: list[tuple[Path, int]] = []
+    for index, name in enumerate(names):
+        folder = root / name
+        if not folder.is_dir():
+            continue  # a validation folder may lack a class
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+        if not files and classes is None:
+            raise DataError(f"class folder {folder} has no {kind} (looked for {', '.join(suffixes)}); "
+                            "add some or remove the folder")
+        samples.extend((path, index) for path in files)
+    if not samples:
+        raise DataError(f"{root} has no {kind} in its class sub-folders (looked for {', '.join(suffixes)})")
+    return names, samples
+
+
+def _drop_unreadable(samples: list[tuple[Path, int]], check: Callable[[Path], Any]) -> list[tuple[Path, int]]:
+    kept, bad = [], []
+    for path, label in samples:
+        try:
+            check(path)
+        except Exception as exc:  # any failure to open means the file cannot be used
+            bad.append(f"{path} ({exc})")
+            continue
+        kept.append((path, label))
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        warnings.warn(f"skipped {len(bad)} unreadable file(s): {shown}", stacklevel=3)
+    return kept
+
+
+# ---------------------------------------------------------------------------- images
+
+
+class ImageFileTransform:
+    """path -> RGB PIL image -> the card's image transform (picklable, for worker processes)."""
+
+    def __init__(self, transform: Callable[[Any], Any]) -> None:
+        self.transform = transform
+
+    def __call__(self, path: Path) -> Any:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return self.transform(image.convert("RGB"))
+
+    def __repr__(self) -> str:
+        return f"ImageFileTransform({self.transform!r})"
+
+
+def check_image(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.verify()
+
+
+def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
+                 classes: Sequence[str] | None = None, skip_bad: bool = False) -> FolderDataset:
+    """Images in class sub-folders, prepared as the card's `spec` (a `zoo.ImageInput`) says.
+
+    `train` with `augment` uses the random training transform; otherwise the evaluation one.
+    """
+    from .images import image_transform
+
+    random = train and augment
+    return FolderDataset(root, extensions=IMAGE_EXTENSIONS, kind="images", classes=classes, check=check_image,
+                         skip_bad=skip_bad, augments=random,
+                         transform=ImageFileTransform(image_transform(spec, train=random)))
+
+
+# ---------------------------------------------------------------------------- audio
+
+
+def check_audio(path: Path) -> None:
+    import soundfile
+
+    soundfile.info(str(path))
+
+
+def audio_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
+                 classes: Sequence[str] | None = None, skip_bad: bool = False) -> FolderDataset:
+    """Audio clips in class sub-folders, read with soundfile and resampled to the card's rate.
+
+    Batches are `zoo.data.audio.AudioBatch` ``(waveforms, lengths, labels)``: the model is
+    called as ``model(waveforms, lengths)``.
+    """
+    from .audio import AUDIO_EXTENSIONS, audio_transform, collate_audio
+
+    random = train and augment
+    # no private generator: the trainer seeds each batch, which keeps random crops reproducible
+    return FolderDataset(root, extensions=AUDIO_EXTENSIONS, kind="audio clips", classes=classes, check=check_audio,
+                         skip_bad=skip_bad, augments=random, transform=audio_transform(spec, train=random),
+                         collate_fn=collate_audio)

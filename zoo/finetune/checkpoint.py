@@ -1,0 +1,195 @@
+"""Training checkpoints: written atomically, read back with ``torch.load(weights_only=True)``.
+
+A checkpoint holds everything an exact resume needs: model, optimizer and scheduler
+state, the random number generators, and where in which epoch the run stopped. It is
+written to a temporary file beside the target, flushed to disk and renamed over the
+old one, so a run killed during a save leaves the previous checkpoint whole.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import ZooError
+
+LAST = "last.pt"
+BEST = "best"
+
+
+class CheckpointError(ZooError):
+    """A checkpoint is missing, unreadable or does not match the run that tries to resume from it."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Call ``write(file)`` on a temporary file beside `path`, sync it, then rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _sync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> None:
+    """Delete half-written files a killed run left behind (the finished ones are untouched)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for stale in directory.glob(".*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def save(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a training state atomically."""
+    return atomic_write(path, lambda handle: torch.save(state, handle))
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training state (tensors and plain data only: nothing in it can run code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; start without resume, or point resume at a checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}; delete it to start over") from exc
+
+
+# ---------------------------------------------------------------------------- random number generators
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every generator training draws from, as plain data and tensors."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _python_state()}
+    try:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state["numpy"] = {"keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
+                          "has_gauss": int(has_gauss), "gauss": float(gauss), "kind": str(kind)}
+    except ImportError:
+        pass
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        import numpy as np
+
+        np_state = state["numpy"]
+        np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype("uint32"), np_state["pos"],
+                             np_state["has_gauss"], np_state["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state() -> tuple:
+    version, internal, gauss = random.getstate()
+    return version, list(internal), gauss
+
+
+# ---------------------------------------------------------------------------- the best model
+
+
+def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[str, Any] | None = None,
+              labels: list[str] | None = None) -> Path:
+    """Save `model` into `directory`, replacing what is there only once the new copy is complete.
+
+    A zoo model (one that carries a card) is written with `zoo.save_pretrained`, so
+    ``zoo.create("local-dir:DIR")`` rebuilds it; any other module as a ``model.safetensors``
+    state dict.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    os.chmod(staging, 0o777 & ~_umask())
+    try:
+        save_model(model, staging, labels=labels)
+        if extra:
+            import json
+
+            (staging / "training.json").write_text(json.dumps(extra, indent=2, default=str))
+        retired = None
+        if directory.exists():
+            retired = directory.with_name(f".{directory.name}.{os.getpid()}.old.tmp")
+            os.replace(directory, retired)
+        os.replace(staging, directory)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _sync_directory(directory.parent)
+    return directory
+
+
+def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None = None) -> None:
+    """`zoo.save_pretrained` for zoo models, a plain safetensors state dict for any other module."""
+    from ..factory import CARD_ATTRIBUTE
+
+    if getattr(model, CARD_ATTRIBUTE, None) is not None:
+        from .. import save_pretrained
+
+        card = getattr(model, CARD_ATTRIBUTE)
+        if labels is not None and card.num_classes not in (None, len(labels)):
+            labels = None  # the head does not predict these classes (a regression or feature model)
+        save_pretrained(model, str(directory), labels=labels)
+        return
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    save_file(_untie(tensors), str(directory / "model.safetensors"))
+
+
+def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory; give each shared one its own copy."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        key = tensor.untyped_storage().data_ptr()
+        out[name] = tensor.clone() if key in seen else tensor
+        seen.add(key)
+    return out

@@ -1,0 +1,140 @@
+"""Distributed data parallel for the trainer: started by ``torchrun``, or by a test that sets the same variables.
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
+`setup` reads them and joins the process group (gloo on CPU, nccl on GPU). A single process
+needs none of this and gets a `Context` with ``world_size == 1``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process sits in a run: its rank, the number of processes and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # True when `setup` created the process group (and `teardown` ends it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_distributed() -> bool:
+    """Whether this process was started as one of several (``torchrun`` or an equivalent)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or (dist.is_available() and dist.is_initialized())
+
+
+def setup(device: str | torch.device | None = None) -> Context:
+    """Join the process group when started under ``torchrun``; choose this process's device."""
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        return Context(rank, world, local_rank, _device(device, local_rank, world), owns_group=False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context(device=_device(device, 0, 1))
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    chosen = _device(device, local_rank, world)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo", rank=rank, world_size=world)
+    return Context(rank, world, local_rank, chosen, owns_group=True)
+
+
+def teardown(context: Context) -> None:
+    if context.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _device(device: str | torch.device | None, local_rank: int, world: int) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count()) if world > 1 else torch.device("cuda")
+    return torch.device("cpu")
+
+
+def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
+    """Sum a tensor over all processes (in place; a no-op on one process)."""
+    if context.is_distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(context: Context) -> None:
+    if context.is_distributed:
+        dist.barrier()
+
+
+def broadcast_flag(flag: bool, context: Context) -> bool:
+    """True on every process when any process says True (a stop request reaches them all)."""
+    if not context.is_distributed:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=context.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+class ResumableSampler(torch.utils.data.Sampler[int]):
+    """A seeded shuffle, split across processes, that can start part-way into an epoch.
+
+    The order of epoch ``e`` depends only on ``(seed, e)``, so a resumed run sees the same
+    samples in the same order as one that never stopped. With several processes each takes
+    every ``world_size``-th index of the shared order (padded so every process gets as many);
+    one global batch of ``world_size * batch_size`` samples is then the same set a single
+    process would see with that batch size.
+    """
+
+    def __init__(self, length: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 pad: bool = True) -> None:
+        self.length = length
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+        self.epoch = 0
+        self.start = 0  # samples of this process's share already seen this epoch
+
+    def set_position(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def _order(self) -> list[int]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.length, generator=generator).tolist()
+        else:
+            order = list(range(self.length))
+        if self.pad and self.world_size > 1 and self.length % self.world_size:
+            extra = self.world_size - self.length % self.world_size
+            order += order[:extra]
+        return order[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._order()[self.start:])
+
+    def __len__(self) -> int:
+        return max(0, self.share() - self.start)
+
+    def share(self) -> int:
+        """How many samples this process sees in a whole epoch."""
+        if self.world_size == 1:
+            return self.length
+        if self.pad:
+            return -(-self.length // self.world_size)
+        return len(range(self.rank, self.length, self.world_size))

@@ -1,0 +1,83 @@
+"""Epoch metrics: mean loss, and for classification accuracy and a confusion matrix.
+
+Sums stay on the device as tensors during the epoch (no synchronisation per step) and are
+added up over processes once, at the end.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from .distributed import Context, all_reduce_sum
+
+
+class Meter:
+    """Accumulates one epoch's loss and, when the targets are class indices, its confusion matrix."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.count = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.confusion: torch.Tensor | None = None  # [true, predicted]
+
+    @torch.no_grad()
+    def update(self, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
+        n = target.shape[0] if target.dim() else 1
+        self.loss_sum += loss.detach().double() * n
+        self.count += n
+        if is_classification(output, target):
+            classes = output.shape[-1]
+            if self.confusion is None:
+                self.confusion = torch.zeros(classes, classes, dtype=torch.int64, device=self.device)
+            predicted = output.detach().argmax(dim=-1).reshape(-1)
+            pairs = target.reshape(-1).to(self.device) * classes + predicted.to(self.device)
+            self.confusion += torch.bincount(pairs, minlength=classes * classes).view(classes, classes)
+
+    def compute(self, context: Context | None = None) -> dict[str, Any]:
+        """Mean loss (and accuracy, confusion) over everything seen, on every process."""
+        sums = torch.stack([self.loss_sum, self.count])
+        confusion = self.confusion
+        if context is not None and context.is_distributed:
+            all_reduce_sum(sums, context)
+            # every process must take part even if it saw no classification batch
+            classes = torch.tensor([0 if confusion is None else confusion.shape[0]], device=self.device)
+            torch.distributed.all_reduce(classes, op=torch.distributed.ReduceOp.MAX)
+            if int(classes.item()):
+                if confusion is None:
+                    confusion = torch.zeros(int(classes.item()), int(classes.item()), dtype=torch.int64,
+                                            device=self.device)
+                all_reduce_sum(confusion, context)
+        loss_sum, count = sums.tolist()
+        result: dict[str, Any] = {"loss": loss_sum / count if count else float("nan"), "samples": int(count)}
+        if confusion is not None:
+            matrix = confusion.cpu()
+            total = int(matrix.sum())
+            result["accuracy"] = float(matrix.diag().sum()) / total if total else float("nan")
+            result["confusion"] = matrix.tolist()
+        return result
+
+
+def is_classification(output: torch.Tensor, target: torch.Tensor) -> bool:
+    """Class scores against class indices: ``output`` is (N, C) and ``target`` (N,) integers."""
+    return (not target.is_floating_point() and not target.is_complex() and output.dim() == 2
+            and target.dim() == 1 and output.shape[0] == target.shape[0])
+
+
+def format_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str] | None = None) -> str:
+    """A confusion matrix as aligned text: rows are true classes, columns predicted ones."""
+    size = len(matrix)
+    names = [str(x) for x in (labels if labels is not None and len(labels) == size else range(size))]
+    width = max([len(n) for n in names] + [len(str(v)) for row in matrix for v in row] + [4])
+    head = " " * (width + 2) + " ".join(n[:width].rjust(width) for n in names) + "   <- predicted"
+    rows = [f"{names[i][:width].rjust(width)}  " + " ".join(str(v).rjust(width) for v in matrix[i]) for i in range(size)]
+    return "\n".join([head] + rows)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if key == "confusion" or key.endswith("_confusion") or key.endswith("samples"):
+            continue
+        parts.append(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
