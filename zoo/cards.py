@@ -191,7 +191,7 @@ class WeightsCard:
 class Recipe:
     """A name for another model plus the options `zoo.create` should use.
 
-    `model` is a registered name, optionally with a weights tag (``resnet50.tv2_in1k``).
+    `model` is a registered name, optionally with a weights tag (``resnet50.imagenet1k_v2``).
     `options` are `create` keywords (``pretrained``, ``freeze``, builder keywords ...);
     `required` are keywords the user must give (``num_classes`` for a fine-tune recipe).
     """

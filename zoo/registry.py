@@ -1,7 +1,7 @@
 """The registry: names to model cards and recipes, with aliases, weight tags and did-you-mean.
 
 One `Registry` object holds what plugins registered. Lookups go through `resolve`,
-which turns any name a user may type (``resnet50``, ``resnet50.tv2_in1k``, an alias,
+which turns any name a user may type (``resnet50``, ``resnet50.imagenet1k_v2``, an alias,
 a recipe) into a `Resolved`: the card to build, the weights tag and the create options.
 """
 from __future__ import annotations
