@@ -6,10 +6,10 @@ torch and the plugin's model code are imported here, inside the functions, so th
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
+from ._imports import import_object
 from .cards import ModelCard
 from .errors import InvalidArgumentError, PluginError, ZooError
 from .registry import Resolved, default_registry
@@ -125,14 +125,10 @@ def card_of(model: "torch.nn.Module") -> ModelCard:
 
 def import_builder(card: ModelCard) -> Callable[..., Any]:
     """Import the builder a card names; an import failure names the card's plugin."""
-    module_name, _, attr = card.builder.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        return import_object(card.builder)
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
-    return obj
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool:

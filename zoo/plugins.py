@@ -14,7 +14,6 @@ with its error; the other plugins' models keep working.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from ._imports import import_object
 from .errors import CardError, PluginError
 
 if TYPE_CHECKING:
@@ -105,10 +105,7 @@ def _source_tree_plugins() -> list[_Candidate]:
 
 
 def _import_function(value: str):
-    module_name, _, attr = value.partition(":")
-    obj = importlib.import_module(module_name.strip())
-    for part in attr.strip().split(".") if attr else []:
-        obj = getattr(obj, part)
+    obj = import_object(value)
     if not callable(obj):
         raise PluginError(f"entry point {value!r} is not callable")
     return obj

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from .._imports import import_object
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError, WeightsError
 from .formats import StateDict, read_state_dict
@@ -227,14 +227,10 @@ def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[st
 
 def import_function(spec: str, what: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``."""
-    module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        return import_object(spec)
     except (ImportError, AttributeError) as exc:
         raise WeightsError(f"cannot import {what} {spec!r}: {exc}") from exc
-    return obj
 
 
 def apply_key_map(state: StateDict, spec: str | None, what: str) -> StateDict:
