@@ -235,6 +235,22 @@ def test_hf_hub_hash_mismatch_removes_blob(caches, tmp_path, monkeypatch):
     assert not is_cached(zoo.get_card("tnet"), "hub")
 
 
+def test_hf_hub_file_is_checked_against_the_hubs_own_hash_when_the_card_has_none(caches, tmp_path, monkeypatch):
+    src = tmp_path / "src" / "model.safetensors"
+    net, _ = save_net(src)
+    snapshot = fill_hf_cache(caches["hf"], "acme/tnet", {"model.safetensors": src.read_bytes()})
+    install(monkeypatch, net_card(weights={"hub": zoo.WeightsCard(source="hf-hub:acme/tnet", num_classes=10)},
+                                  default="hub"))
+    _loads_equal(zoo.create("tnet", pretrained=True), net)  # blob name == content sha256: accepted
+    blob = (snapshot / "model.safetensors").resolve()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF  # corrupted on disk after download
+    blob.write_bytes(bytes(data))
+    with pytest.raises(zoo.WeightsError, match=blob.name):
+        zoo.create("tnet", pretrained=True)
+    assert not blob.exists()
+
+
 def test_hf_hub_revision_is_used(caches, tmp_path, monkeypatch):
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     net_a, _ = save_net(a, seed=1)

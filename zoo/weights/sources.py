@@ -14,6 +14,7 @@ torch or huggingface_hub at import time.
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -162,8 +163,18 @@ def fetch(card: ModelCard, tag: str | None = None, *, token: str | bool | None =
         _check_or_remove(path, expected, weights.file_size, what)
         return path
     path = hf_download(source, token=token, force=force, what=what)
-    _check_or_remove(path, expected, weights.file_size, what)
+    _check_or_remove(path, expected or hub_content_sha256(path), weights.file_size, what)
     return path
+
+
+def hub_content_sha256(path: Path) -> str | None:
+    """The sha256 the Hub gave a large (LFS) file: its cache blob is named by it.
+
+    Lets a card without a `sha256` still have its Hub download checked; small files
+    stored in git (blob named by a git hash, 40 digits) are not checked this way.
+    """
+    name = Path(path).resolve().name
+    return name if re.fullmatch(r"[0-9a-f]{64}", name) else None
 
 
 def remove_cached(path: Path) -> None:
