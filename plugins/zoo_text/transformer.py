@@ -182,11 +182,11 @@ class TextTransformer(nn.Module):
     def __init__(
         self,
         *,
-        vocab_size: int,
-        hidden_size: int,
-        num_layers: int,
-        num_heads: int,
-        intermediate_size: int,
+        vocab_size: int = 30522,
+        hidden_size: int = 768,
+        num_layers: int = 12,
+        num_heads: int = 12,
+        intermediate_size: int = 3072,
         max_positions: int = 512,
         type_vocab_size: int = 2,
         pad_token_id: int | None = 0,
@@ -269,36 +269,6 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_text_transformer(
-    *,
-    vocab_size: int = 30522,
-    hidden_size: int = 768,
-    num_layers: int = 12,
-    num_heads: int = 12,
-    intermediate_size: int = 3072,
-    max_positions: int = 512,
-    type_vocab_size: int = 2,
-    pad_token_id: int | None = 0,
-    layer_norm_eps: float = 1e-12,
-    hidden_act: str = "gelu",
-    dropout: float = 0.1,
-    attention_dropout: float = 0.1,
-    position_style: str = "absolute",
-    task: str = "text-classification",
-    pooling: str | None = None,
-    pooler_dense: bool = False,
-    pooler_activation: str = "tanh",
-    pooler_dropout: float = 0.0,
-    normalize: bool = False,
-    num_classes: int = 0,
-    classifier_dropout: float | None = None,
-) -> TextTransformer:
-    """Build a `TextTransformer`; every keyword is a plain value a card's ``defaults`` can hold."""
-    return TextTransformer(
-        vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
-        intermediate_size=intermediate_size, max_positions=max_positions, type_vocab_size=type_vocab_size,
-        pad_token_id=pad_token_id, layer_norm_eps=layer_norm_eps, hidden_act=hidden_act, dropout=dropout,
-        attention_dropout=attention_dropout, position_style=position_style, task=task, pooling=pooling,
-        pooler_dense=pooler_dense, pooler_activation=pooler_activation, pooler_dropout=pooler_dropout,
-        normalize=normalize, num_classes=num_classes, classifier_dropout=classifier_dropout,
-    )
+# The builder cards name: every keyword of `TextTransformer` is a plain value a card's
+# ``defaults`` can hold, and the defaults are BERT-base's.
+build_text_transformer = TextTransformer
