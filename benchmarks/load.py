@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 CHILD = r'''
 import json, resource, sys, time

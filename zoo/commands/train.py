@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_path
 from .output import print_json
 
 STRATEGIES = ("freeze_unfreeze", "no_freeze", "freeze", "unfreeze_milestones", "lora")
@@ -151,9 +152,8 @@ def _publish(best_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for item in sorted(best_dir.iterdir()):
         if item.is_file():
-            tmp = out / f".{item.name}.tmp"
-            shutil.copyfile(item, tmp)
-            os.replace(tmp, out / item.name)
+            with atomic_path(out / item.name) as tmp:
+                shutil.copyfile(item, tmp)
 
 
 # ---------------------------------------------------------------------------- evaluate and predict

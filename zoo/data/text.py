@@ -22,10 +22,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
+from .._files import write_text_atomic
 from ..errors import InvalidArgumentError, WeightsError, ZooError
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class TextTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        _write_atomic(path, self.to_str())
+        write_text_atomic(path, self.to_str())
         return path
 
     def __repr__(self) -> str:
@@ -351,13 +351,3 @@ def _pad_token(tokenizer: "tokenizers.Tokenizer", pad_token: str | None) -> tupl
     return None, None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -32,6 +31,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
+from .._files import atomic_path, zoo_cache_dir
 from ..errors import ZooError
 from ..factory import card_of
 from ._select import under
@@ -55,11 +55,7 @@ class CachedFeatures:
 
 
 def default_cache_dir() -> Path:
-    if os.environ.get("ZOO_CACHE"):
-        return Path(os.environ["ZOO_CACHE"]).expanduser() / "features"
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "zoo" / "features"
-    return Path.home() / ".cache" / "zoo" / "features"
+    return zoo_cache_dir() / "features"
 
 
 def cached_features(
@@ -245,13 +241,7 @@ def _write(path: Path, features: torch.Tensor, labels: torch.Tensor | None, key:
     tensors = {"features": features.contiguous()}
     if labels is not None:
         tensors["labels"] = labels.contiguous()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"key": key, "format": str(FORMAT_VERSION)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"key": key, "format": str(FORMAT_VERSION)})
 
 

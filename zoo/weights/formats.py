@@ -7,14 +7,13 @@ and never writes to the file.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
+from .._files import atomic_path, write_text_atomic
 from ..errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]
@@ -101,28 +100,8 @@ def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: M
     """Write tensors to `path` through a temporary file, so a crash never leaves half a file."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(dict(state), tmp, metadata={"format": "pt", **(metadata or {})})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(dict(state), str(tmp), metadata={"format": "pt", **(metadata or {})})
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary name."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+write_text = write_text_atomic

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from .._files import write_text_atomic, zoo_cache_dir
 from ..errors import WeightsError
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _CHUNK = 1 << 22
-
-
-def zoo_cache_dir() -> Path:
-    """zoo's own cache directory: ``$ZOO_CACHE``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``."""
-    if os.environ.get("ZOO_CACHE"):
-        return Path(os.environ["ZOO_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo"
 
 
 def hash_from_filename(filename: str) -> str | None:
@@ -66,11 +57,7 @@ def _stamped_digest(path: Path) -> str | None:
 def _write_stamp(path: Path, digest: str) -> None:
     target = _stamp_path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({**_file_identity(path), "sha256": digest}, f)
-        os.replace(tmp, target)
+        write_text_atomic(target, json.dumps({**_file_identity(path), "sha256": digest}))
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
 
