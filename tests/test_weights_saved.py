@@ -96,6 +96,19 @@ def test_saving_twice_replaces_files_whole(pretrained, tmp_path):
     assert not [p for p in (tmp_path / "saved").iterdir() if p.name.startswith(".")]
 
 
+def test_saved_files_get_the_usual_permissions(pretrained, tmp_path):
+    """Files are written through private temporaries; the saved ones must be readable as usual."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        zoo.save_pretrained(_tuned(4), tmp_path / "saved")
+    finally:
+        os.umask(mask)
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert (tmp_path / "saved" / name).stat().st_mode & 0o777 == 0o644, name
+
+
 def test_hf_hub_round_trip_through_local_cache(pretrained, tmp_path, caches):
     model = _tuned(4)
     out = zoo.save_pretrained(model, tmp_path / "saved")
