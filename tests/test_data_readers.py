@@ -18,11 +18,8 @@ QUIET = {"progress": False, "verbose": False}
 
 @pytest.fixture(autouse=True)
 def cards():
-    tm.register_cards()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with tm.trainer_cards_on_one_thread():
+        yield
 
 
 # ---------------------------------------------------------------------------- image folders

@@ -21,11 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def cards():
-    tm.register_cards()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with tm.trainer_cards_on_one_thread():
+        yield
 
 
 def test_finetune_evaluate_and_predict_an_image_model(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Small models and data made on the spot, shared by the trainer and data tests (no plugin needed)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,15 @@ if __name__ == "__main__":  # python trainer_models.py ddp OUT BATCH_SIZE (start
 
     if sys.argv[1] == "ddp":
         ddp_train(sys.argv[2], int(sys.argv[3]))
+
+
+@contextlib.contextmanager
+def trainer_cards_on_one_thread():
+    """These tests' cards registered, and torch on one thread (steady timings on a busy machine)."""
+    register_cards()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
