@@ -263,3 +263,30 @@ def test_hf_hub_revision_is_used(caches, tmp_path, monkeypatch):
     }, default="main"))
     _loads_equal(zoo.create("tnet", pretrained=True), net_a)
     _loads_equal(zoo.create("tnet.v2", pretrained=True), net_b)
+
+
+def test_pth_weights_load_with_only_torch_and_torchvision(tmp_path):
+    """torch.hub users may have neither safetensors, huggingface_hub nor tqdm installed."""
+    from pathlib import Path
+
+    from conftest import run_python
+
+    path = tmp_path / "net-weights.pth"
+    _, digest = save_net(path)
+    tests = str(Path(__file__).resolve().parent)
+    result = run_python(f"""
+        import sys
+        for name in ("safetensors", "huggingface_hub", "tqdm"):
+            sys.modules[name] = None  # importing any of them now raises ImportError
+        sys.path.insert(0, {tests!r})
+        import torch, zoo, zoo.registry
+        from weights_models import net_card
+        registry = zoo.Registry()
+        registry.register(net_card(weights={{"a": zoo.WeightsCard(source={str(path)!r}, sha256={digest!r},
+                                                                  num_classes=10)}}, default="a"))
+        zoo.registry._default = registry
+        model = zoo.create("tnet", pretrained=True, num_classes=3)
+        print(tuple(model(torch.randn(2, 3, 32, 32)).shape))
+    """, env={"ZOO_CACHE": str(tmp_path / "zoo")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(2, 3)"
