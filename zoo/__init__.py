@@ -53,6 +53,11 @@ def list_models(
     (``"image"``, ``"text"``, ``"audio"``) or `family`. With ``pretrained=True`` only
     models with weights are listed, each set of weights also as ``name.tag``.
     """
+    for key, value in (("pattern", pattern), ("task", task), ("modality", modality), ("family", family)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgumentError(f"list_models: {key} must be a string, got {value!r}")
+    if not isinstance(pretrained, bool):
+        raise InvalidArgumentError(f"list_models: pretrained must be True or False, got {pretrained!r}")
     return default_registry().list_models(pattern, task=task, modality=modality, family=family, pretrained=pretrained)
 
 

@@ -56,3 +56,11 @@ class WeightsError(ZooError):
 
 class DataError(ZooError, ValueError):
     """A dataset could not be read: an empty folder, an unreadable file, a missing column."""
+
+
+class UntrustedCodeError(ZooError):
+    """A file (a saved model's config, a checkpoint) names code that no installed plugin registered.
+
+    zoo imports only builders, key maps and converters that installed plugins declare in their
+    cards; data never chooses a module to import.
+    """

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ._imports import import_object
 from .cards import ModelCard
 from .errors import InvalidArgumentError, PluginError, ZooError
 from .registry import Resolved, default_registry
+from .trust import check_registered
 
 if TYPE_CHECKING:
     import torch
 
 CARD_ATTRIBUTE = "zoo_card"
 SAVED_PREFIXES = ("local-dir:", "hf-hub:")
+MAX_CLASSES = 1_000_000
+MAX_IMAGE_SIDE = 16_384
+IMAGE_SIZE_KEYS = ("image_size", "img_size", "input_size")
 
 
 def create(
@@ -44,6 +48,10 @@ def create(
 
     The returned module carries its card as ``module.zoo_card``.
     """
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"a model name is a string such as 'resnet50' or 'local-dir:PATH', got {name!r}")
+    checked_pretrained(pretrained)
+    checked_num_classes(num_classes)
     if name.startswith(SAVED_PREFIXES):
         from .weights import create_saved
 
@@ -68,12 +76,11 @@ def build(
     if missing:
         example = ", ".join(f"{key}=..." for key in missing)
         raise InvalidArgumentError(f"{card.name!r} needs {', '.join(missing)}: zoo.create({card.name!r}, {example})")
-    pretrained = bool(options.pop("pretrained", False))
-    num_classes = options.pop("num_classes", None)
+    pretrained = bool(checked_pretrained(options.pop("pretrained", False)))
+    num_classes = checked_num_classes(options.pop("num_classes", None))
     freeze = options.pop("freeze", None)
     freeze_bn = options.pop("freeze_bn", "frozen")
-    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0):
-        raise InvalidArgumentError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+    check_input_sizes(options)
 
     tag = None
     if pretrained:
@@ -109,6 +116,31 @@ def build(
     return model
 
 
+def checked_pretrained(value: Any) -> bool | None:
+    """`pretrained` is True, False or None (the card's or recipe's choice); anything else is an error."""
+    if value is not None and not isinstance(value, bool):
+        raise InvalidArgumentError(f"pretrained must be True or False, got {value!r}")
+    return value
+
+
+def checked_num_classes(value: Any) -> int | None:
+    """`num_classes` is None or an integer from 0 (no head) to `MAX_CLASSES`."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CLASSES:
+        raise InvalidArgumentError(f"num_classes must be an integer from 0 to {MAX_CLASSES:,}, got {value!r}")
+    return value
+
+
+def check_input_sizes(options: Mapping[str, Any]) -> None:
+    """Refuse image sizes no model is built for (they only exhaust memory): at most `MAX_IMAGE_SIDE` pixels."""
+    for key in IMAGE_SIZE_KEYS:
+        value = options.get(key)
+        sides = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(side, int) and not 0 < side <= MAX_IMAGE_SIDE for side in sides):
+            raise InvalidArgumentError(f"{key} must be from 1 to {MAX_IMAGE_SIDE} pixels a side, got {value!r}")
+
+
 def attach_card(model: "torch.nn.Module", card: ModelCard) -> None:
     """Attach a card to a module (plain attribute; not a parameter, buffer or submodule)."""
     object.__setattr__(model, CARD_ATTRIBUTE, card)
@@ -124,7 +156,11 @@ def card_of(model: "torch.nn.Module") -> ModelCard:
 
 
 def import_builder(card: ModelCard) -> Callable[..., Any]:
-    """Import the builder a card names; an import failure names the card's plugin."""
+    """Import the builder a card names, once an installed plugin is known to register it.
+
+    An import failure names the card's plugin.
+    """
+    check_registered(card.builder, what=f"the card of model {card.name!r}")
     try:
         return import_object(card.builder)
     except (ImportError, AttributeError) as exc:

@@ -24,6 +24,7 @@ from torch import nn
 from .._imports import import_object
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError, WeightsError
+from ..trust import check_registered
 from .formats import StateDict, read_state_dict
 from .sources import fetch, parse_source, remove_cached, weights_of
 
@@ -107,6 +108,8 @@ def match_keys(model: nn.Module, state: Mapping[str, torch.Tensor], *, head: str
         target = expected.get(key)
         if target is None:
             (report.dropped_head if in_head(key) else report.unexpected).append(key)
+        elif target.is_floating_point() and not tensor.is_floating_point():
+            report.mismatched.append(f"{key} (file {tensor.dtype}, model {target.dtype}: not a float tensor)")
         elif tuple(target.shape) != tuple(tensor.shape):
             if in_head(key):
                 report.dropped_head.append(key)
@@ -226,7 +229,8 @@ def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[st
 
 
 def import_function(spec: str, what: str) -> Callable[..., Any]:
-    """Import ``"package.module:function"``."""
+    """Import ``"package.module:function"``, once a registered card is known to name it."""
+    check_registered(spec, what=what)
     try:
         return import_object(spec)
     except (ImportError, AttributeError) as exc:

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
 
-from ..cards import ModelCard, Recipe
-from ..errors import DuplicateModelError, InvalidArgumentError, WeightsError
+from ..cards import ImageInput, ModelCard, Recipe
+from ..errors import CardError, DuplicateModelError, InvalidArgumentError, UntrustedCodeError, WeightsError
+from ..factory import (MAX_IMAGE_SIDE, attach_card, call_builder, card_of, check_input_sizes, check_kwargs,
+                       checked_num_classes, import_builder)
+from ..trust import check_registered
 from .formats import StateDict, read_state_dict
 from .loading import apply_key_map, build_and_load, import_function, with_location
 from .saving import CONFIG_NAME
@@ -29,13 +33,18 @@ HUB_PREFIX = "hf-hub:"
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.md", "*.model"]
 _PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
+CONFIG_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 def saved_directory(name: str, *, token: str | bool | None = None) -> Path:
     """The local directory a ``local-dir:`` or ``hf-hub:`` name refers to (downloading if needed)."""
     if name.startswith(LOCAL_PREFIX):
         directory = Path(name[len(LOCAL_PREFIX):]).expanduser()
-        if not directory.is_dir():
+        try:
+            found = directory.is_dir()
+        except OSError as exc:  # a name too long for the file system, a loop of links
+            raise WeightsError(f"{name[:200]}: cannot use this path ({exc.strerror or exc})") from None
+        if not found:
             raise WeightsError(f"{name}: no such directory; save a model there with zoo.save_pretrained(model, DIR)")
         return directory
     if not name.startswith(HUB_PREFIX):
@@ -58,14 +67,27 @@ def weights_file(directory: Path) -> Path:
 
 
 def read_config(directory: Path) -> dict[str, Any]:
+    """The folder's ``config.json``: a regular file of at most `CONFIG_SIZE_LIMIT` bytes holding a JSON object."""
     path = directory / CONFIG_NAME
     try:
-        config = json.loads(path.read_text())
+        info = path.stat()
     except FileNotFoundError:
         raise WeightsError(f"{directory} has no {CONFIG_NAME}: it is not a saved model; "
                            "save one with zoo.save_pretrained(model, DIR)") from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"{path} is not a regular file (a device, pipe or folder); a saved model's "
+                           f"{CONFIG_NAME} is a small JSON file")
+    if info.st_size > CONFIG_SIZE_LIMIT:
+        raise WeightsError(f"{path} is {info.st_size} bytes; a {CONFIG_NAME} is at most {CONFIG_SIZE_LIMIT} bytes")
+    try:
+        with path.open("rb") as fh:
+            config = json.loads(fh.read(CONFIG_SIZE_LIMIT + 1))
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise WeightsError(f"{path} is not valid JSON: {exc}") from exc
+        raise WeightsError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(config, dict):
         raise WeightsError(f"{path} must hold a JSON object")
     return config
@@ -84,7 +106,12 @@ def create_saved(name: str, *, pretrained: bool | None = None, num_classes: int 
     task = kwargs.pop("task", None)
     directory = saved_directory(name, token=token)
     config = read_config(directory)
-    load = pretrained is None or bool(pretrained)
+    if "auto_map" in config:
+        raise UntrustedCodeError(
+            f"{directory / CONFIG_NAME} ships its own model code (auto_map: {config['auto_map']!r}); zoo never "
+            "imports code from a model folder or Hub repo. Load it with transformers' trust_remote_code=True "
+            "only after reading that code, or use a checkpoint of a model type an installed family supports.")
+    load = True if pretrained is None else pretrained
     if "zoo" in config:
         model = _rebuild_zoo(directory, config, kwargs, load=load)
     elif "model_type" in config:
@@ -96,11 +123,7 @@ def create_saved(name: str, *, pretrained: bool | None = None, num_classes: int 
 
 
 def _finish(model: nn.Module, *, num_classes: int | None, freeze: Any, freeze_bn: str) -> nn.Module:
-    from ..factory import card_of
-
-    if num_classes is not None:
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise InvalidArgumentError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+    if checked_num_classes(num_classes) is not None:
         if num_classes != card_of(model).num_classes:
             from ..finetune.heads import reset_head
 
@@ -116,14 +139,14 @@ def _finish(model: nn.Module, *, num_classes: int | None, freeze: Any, freeze_bn
 
 
 def _rebuild_zoo(directory: Path, config: Mapping[str, Any], kwargs: dict[str, Any], *, load: bool) -> nn.Module:
-    from ..factory import attach_card, call_builder, check_kwargs, import_builder
-
-    card = ModelCard.from_dict(config["card"])
+    where = directory / CONFIG_NAME
+    card = _saved_card(config, where)
+    check_registered(card.builder, what=str(where))
     builder = import_builder(card)
     builder_kwargs = {**card.defaults, **kwargs}
     check_kwargs(card, builder, builder_kwargs)
-    saved_classes = config.get("num_classes", card.num_classes)
-    labels = config.get("labels")
+    saved_classes = _saved_classes(config.get("num_classes", card.num_classes), where)
+    labels = _saved_labels(config.get("labels"), saved_classes, where)
     extra = {**card.extra, **({"labels": list(labels)} if labels else {})}
     card = dataclasses.replace(card, defaults=builder_kwargs, extra=extra)
 
@@ -147,10 +170,43 @@ def _rebuild_zoo(directory: Path, config: Mapping[str, Any], kwargs: dict[str, A
     path = weights_file(directory)
     model = build_and_load(card, builder, builder_kwargs, read_state_dict(path), head_optional=False,
                            where=str(path), prepare=prepare)
-    from ..factory import card_of
-
     attach_card(model, with_location(card_of(model), directory))
     return model
+
+
+def _saved_card(config: Mapping[str, Any], where: Path) -> ModelCard:
+    data = config.get("card")
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{where} has no 'card' object; it was not written by zoo.save_pretrained, "
+                           "or it was edited: save the model again")
+    try:
+        card = ModelCard.from_dict(data)
+        check_input_sizes(card.defaults)
+    except (CardError, InvalidArgumentError) as exc:
+        raise WeightsError(f"{where}: its card is malformed: {exc}") from None
+    sides = (card.input.size, card.input.resize_size) if isinstance(card.input, ImageInput) else ()
+    if any(side is not None and side > MAX_IMAGE_SIDE for side in sides):
+        raise WeightsError(f"{where}: its input size {sides} is over {MAX_IMAGE_SIDE} pixels a side")
+    return card
+
+
+def _saved_classes(value: Any, where: Path) -> int | None:
+    if value is None:
+        return None
+    try:
+        return checked_num_classes(value)
+    except InvalidArgumentError as exc:
+        raise WeightsError(f"{where}: {exc}") from None
+
+
+def _saved_labels(value: Any, num_classes: int | None, where: Path) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise WeightsError(f"{where}: 'labels' must be a list of strings, got {type(value).__name__}")
+    if num_classes and value and len(value) != num_classes:
+        raise WeightsError(f"{where}: {len(value)} labels for a model with {num_classes} outputs")
+    return value
 
 
 # ---------------------------------------------------------------------------- transformers checkpoints
@@ -192,12 +248,15 @@ def choose_card(model_type: str, task: str | None) -> ModelCard:
 
 def _build_transformers(directory: Path, config: Mapping[str, Any], kwargs: dict[str, Any], *, task: str | None,
                         load: bool) -> nn.Module:
-    from ..factory import attach_card, call_builder, check_kwargs, import_builder
-
-    card = choose_card(str(config["model_type"]), task)
+    where = directory / CONFIG_NAME
+    model_type = config["model_type"]
+    if not isinstance(model_type, str):
+        raise WeightsError(f"{where}: 'model_type' must be a string, got {model_type!r}")
+    card = choose_card(model_type, task)
     builder = import_builder(card)
     to_kwargs = card.extra.get("hf_config_to_kwargs")
-    derived = import_function(to_kwargs, f"config converter of {card.name}")(dict(config)) if to_kwargs else {}
+    derived = _derived_kwargs(import_function(to_kwargs, f"config converter of {card.name}"), config, where) \
+        if to_kwargs else {}
     builder_kwargs = {**card.defaults, **dict(derived or {}), **kwargs}
     check_kwargs(card, builder, builder_kwargs)
     labels = _config_labels(config)
@@ -213,6 +272,18 @@ def _build_transformers(directory: Path, config: Mapping[str, Any], kwargs: dict
         model = build_and_load(card, builder, builder_kwargs, state, head_optional=True, where=str(path))
     attach_card(model, with_location(card, directory))
     return model
+
+
+def _derived_kwargs(convert: Any, config: Mapping[str, Any], where: Path) -> Mapping[str, Any]:
+    """Builder arguments from a transformers config; a missing or ill-typed field is a clear error."""
+    try:
+        derived = convert(dict(config))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise WeightsError(f"{where} is not a usable transformers config ({detail})") from None
+    if not isinstance(derived, Mapping):
+        raise WeightsError(f"{where}: its config converter returned {type(derived).__name__}, not a mapping")
+    return derived
 
 
 def _config_labels(config: Mapping[str, Any]) -> list[str] | None:

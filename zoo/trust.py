@@ -1,0 +1,60 @@
+"""The trust rule: zoo imports only code that an installed plugin's card names.
+
+A card names code as ``"package.module:function"`` strings: its builder, its weights' key maps and
+converters in ``extra`` (such as ``hf_config_to_kwargs``). Cards come from plugins the user
+installed, so those strings are trusted. Files a user downloads or receives (a saved model's
+``config.json``, a Hub repo, a checkpoint) are data: a string in them is imported only if a
+registered card names the same code. Everything that turns a string into an import in zoo goes
+through `check_registered` first.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Iterator
+
+from .cards import ModelCard
+from .errors import UntrustedCodeError, ZooError
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+_CODE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _code_named_by(card: ModelCard) -> Iterator[str]:
+    yield card.builder
+    for weights in card.weights.values():
+        if weights.key_map:
+            yield weights.key_map
+    for value in card.extra.values():
+        if isinstance(value, str) and _CODE_SPEC.match(value):
+            yield value
+
+
+def registered_code(registry: "Registry") -> frozenset[str]:
+    """Every ``module:function`` string that a registered card names."""
+    found: set[str] = set()
+    for name in registry.names():
+        try:
+            entry = registry.entry(name)
+        except ZooError:  # a name two plugins claim: neither is trusted through it
+            continue
+        if isinstance(entry, ModelCard):
+            found.update(_code_named_by(entry))
+    return frozenset(found)
+
+
+def check_registered(spec: str, *, what: str, registry: "Registry | None" = None) -> None:
+    """Raise `UntrustedCodeError` unless an installed plugin's card names `spec`; imports nothing."""
+    if registry is None:
+        from .registry import default_registry
+
+        registry = default_registry()
+    if isinstance(spec, str) and spec in registered_code(registry):
+        return
+    module = spec.partition(":")[0] if isinstance(spec, str) else spec
+    raise UntrustedCodeError(
+        f"{what} names {spec!r}, which no installed plugin registered; zoo never imports code that a file "
+        f"chooses (module {module!r} was not imported). Install the plugin that provides this model "
+        "(see `zoo plugins`), or load the file with code you have read and trust."
+    )
