@@ -206,3 +206,10 @@ def test_bad_arguments_to_the_python_api_are_zoo_errors(call, message):
 def test_an_image_side_over_16384_pixels_is_refused_before_building():
     with pytest.raises(zoo.InvalidArgumentError, match="image_size must be from 1 to 16384"):
         zoo.create("vit_b_16", image_size=100_000)
+
+
+def test_get_card_of_a_saved_folder_whose_path_has_dots(tmp_path):
+    folder = tmp_path / "runs.v2" / "model.best"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    card = zoo.get_card(f"local-dir:{folder}")
+    assert (card.name, card.num_classes, list(card.extra["labels"])) == ("trainer_conv", 3, ["class_0", "class_1", "class_2"])

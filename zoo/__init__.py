@@ -62,7 +62,17 @@ def list_models(
 
 
 def get_card(name: str) -> ModelCard:
-    """The card of a model, recipe, alias or ``name.tag``, without building anything."""
+    """The card of a model, recipe, alias or ``name.tag``, without building anything.
+
+    For ``local-dir:PATH`` and ``hf-hub:org/repo`` it is the saved model's card, read from its
+    ``config.json`` (this imports torch).
+    """
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"a model name is a string such as 'resnet50' or 'local-dir:PATH', got {name!r}")
+    if name.startswith(("local-dir:", "hf-hub:")):
+        from .weights.saved import saved_card
+
+        return saved_card(name)
     return default_registry().get_card(name)
 
 

@@ -104,22 +104,37 @@ def create_saved(name: str, *, pretrained: bool | None = None, num_classes: int 
     token = kwargs.pop("token", None)
     freeze_bn = kwargs.pop("freeze_bn", "frozen")
     task = kwargs.pop("task", None)
-    directory = saved_directory(name, token=token)
-    config = read_config(directory)
-    if "auto_map" in config:
-        raise UntrustedCodeError(
-            f"{directory / CONFIG_NAME} ships its own model code (auto_map: {config['auto_map']!r}); zoo never "
-            "imports code from a model folder or Hub repo. Load it with transformers' trust_remote_code=True "
-            "only after reading that code, or use a checkpoint of a model type an installed family supports.")
+    directory, config = open_saved(name, token=token)
     load = True if pretrained is None else pretrained
     if "zoo" in config:
         model = _rebuild_zoo(directory, config, kwargs, load=load)
-    elif "model_type" in config:
-        model = _build_transformers(directory, config, kwargs, task=task, load=load)
     else:
-        raise WeightsError(f"{directory / CONFIG_NAME} is neither a zoo config (key 'zoo') "
-                           "nor a transformers config (key 'model_type')")
+        model = _build_transformers(directory, config, kwargs, task=task, load=load)
     return _finish(model, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+
+
+def open_saved(name: str, *, token: str | bool | None = None) -> tuple[Path, dict[str, Any]]:
+    """The folder of a ``local-dir:``/``hf-hub:`` name and its config, refused if it ships code of its own."""
+    directory = saved_directory(name, token=token)
+    config = read_config(directory)
+    where = directory / CONFIG_NAME
+    if "auto_map" in config:
+        raise UntrustedCodeError(
+            f"{where} ships its own model code (auto_map: {config['auto_map']!r}); zoo never imports code "
+            "from a model folder or Hub repo. Load it with transformers' trust_remote_code=True only after "
+            "reading that code, or use a checkpoint of a model type an installed family supports.")
+    if "zoo" not in config and "model_type" not in config:
+        raise WeightsError(f"{where} is neither a zoo config (key 'zoo') nor a transformers config (key 'model_type')")
+    return directory, config
+
+
+def saved_card(name: str, *, token: str | bool | None = None, task: str | None = None) -> ModelCard:
+    """The card of a saved model or transformers checkpoint, read without building it (`zoo info`)."""
+    directory, config = open_saved(name, token=token)
+    if "zoo" in config:
+        card, _ = _zoo_card(config, directory / CONFIG_NAME)
+        return card
+    return _transformers_card(config, directory / CONFIG_NAME, task=task)
 
 
 def _finish(model: nn.Module, *, num_classes: int | None, freeze: Any, freeze_bn: str) -> nn.Module:
@@ -140,15 +155,12 @@ def _finish(model: nn.Module, *, num_classes: int | None, freeze: Any, freeze_bn
 
 def _rebuild_zoo(directory: Path, config: Mapping[str, Any], kwargs: dict[str, Any], *, load: bool) -> nn.Module:
     where = directory / CONFIG_NAME
-    card = _saved_card(config, where)
+    card, saved_classes = _zoo_card(config, where)
     check_registered(card.builder, what=str(where))
     builder = import_builder(card)
     builder_kwargs = {**card.defaults, **kwargs}
     check_kwargs(card, builder, builder_kwargs)
-    saved_classes = _saved_classes(config.get("num_classes", card.num_classes), where)
-    labels = _saved_labels(config.get("labels"), saved_classes, where)
-    extra = {**card.extra, **({"labels": list(labels)} if labels else {})}
-    card = dataclasses.replace(card, defaults=builder_kwargs, extra=extra)
+    card = dataclasses.replace(card, defaults=builder_kwargs)
 
     def prepare(model: nn.Module) -> None:
         """Give the model the head it had when saved (reset_head replays what the user did)."""
@@ -172,6 +184,16 @@ def _rebuild_zoo(directory: Path, config: Mapping[str, Any], kwargs: dict[str, A
                            where=str(path), prepare=prepare)
     attach_card(model, with_location(card_of(model), directory))
     return model
+
+
+def _zoo_card(config: Mapping[str, Any], where: Path) -> tuple[ModelCard, int | None]:
+    """The card a zoo config holds, with its saved labels; and the class count the saved head has."""
+    card = _saved_card(config, where)
+    saved_classes = _saved_classes(config.get("num_classes", card.num_classes), where)
+    labels = _saved_labels(config.get("labels"), saved_classes, where)
+    if labels:
+        card = dataclasses.replace(card, extra={**card.extra, "labels": list(labels)})
+    return card, saved_classes
 
 
 def _saved_card(config: Mapping[str, Any], where: Path) -> ModelCard:
@@ -248,30 +270,35 @@ def choose_card(model_type: str, task: str | None) -> ModelCard:
 
 def _build_transformers(directory: Path, config: Mapping[str, Any], kwargs: dict[str, Any], *, task: str | None,
                         load: bool) -> nn.Module:
-    where = directory / CONFIG_NAME
+    card = _transformers_card(config, directory / CONFIG_NAME, task=task, kwargs=kwargs)
+    builder = import_builder(card)
+    check_kwargs(card, builder, dict(card.defaults))
+    if not load:
+        model = call_builder(card, builder, dict(card.defaults))
+    else:
+        path = weights_file(directory)
+        state: StateDict = apply_key_map(read_state_dict(path), card.extra.get("hf_key_map"), card.name)
+        model = build_and_load(card, builder, dict(card.defaults), state, head_optional=True, where=str(path))
+    attach_card(model, with_location(card, directory))
+    return model
+
+
+def _transformers_card(config: Mapping[str, Any], where: Path, *, task: str | None,
+                       kwargs: Mapping[str, Any] | None = None) -> ModelCard:
+    """The registered card that builds this checkpoint, with builder arguments and labels from its config."""
     model_type = config["model_type"]
     if not isinstance(model_type, str):
         raise WeightsError(f"{where}: 'model_type' must be a string, got {model_type!r}")
     card = choose_card(model_type, task)
-    builder = import_builder(card)
     to_kwargs = card.extra.get("hf_config_to_kwargs")
     derived = _derived_kwargs(import_function(to_kwargs, f"config converter of {card.name}"), config, where) \
         if to_kwargs else {}
-    builder_kwargs = {**card.defaults, **dict(derived or {}), **kwargs}
-    check_kwargs(card, builder, builder_kwargs)
+    builder_kwargs = {**card.defaults, **derived, **(kwargs or {})}
     labels = _config_labels(config)
     built_classes = builder_kwargs.get("num_classes", card.classes())
     extra = {**card.extra, **({"labels": labels} if labels and len(labels) == built_classes else {})}
-    card = dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
+    return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
                                extra=extra)
-    if not load:
-        model = call_builder(card, builder, builder_kwargs)
-    else:
-        path = weights_file(directory)
-        state: StateDict = apply_key_map(read_state_dict(path), card.extra.get("hf_key_map"), card.name)
-        model = build_and_load(card, builder, builder_kwargs, state, head_optional=True, where=str(path))
-    attach_card(model, with_location(card, directory))
-    return model
 
 
 def _derived_kwargs(convert: Any, config: Mapping[str, Any], where: Path) -> Mapping[str, Any]:
