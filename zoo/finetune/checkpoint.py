@@ -129,8 +129,13 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[
 
 
 def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None = None) -> None:
-    """`zoo.save_pretrained` for zoo models, a plain safetensors state dict for any other module."""
+    """`zoo.save_pretrained` for zoo models, a plain safetensors state dict for any other module.
+
+    Either way only the model's own files are written, and a model with NaN or Inf parameters is refused.
+    """
     from ..factory import CARD_ATTRIBUTE
+    from ..weights.formats import write_safetensors
+    from ..weights.saving import WEIGHTS_NAME, check_finite_parameters
 
     if getattr(model, CARD_ATTRIBUTE, None) is not None:
         from .. import save_pretrained
@@ -140,11 +145,9 @@ def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None
             labels = None  # the head does not predict these classes (a regression or feature model)
         save_pretrained(model, str(directory), labels=labels)
         return
-    from safetensors.torch import save_file
-
-    directory.mkdir(parents=True, exist_ok=True)
+    check_finite_parameters(model)
     tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    save_file(_untie(tensors), str(directory / "model.safetensors"))
+    write_safetensors(_untie(tensors), Path(directory) / WEIGHTS_NAME)
 
 
 def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

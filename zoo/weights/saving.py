@@ -4,28 +4,42 @@ Layout (what the Hub shows as a model repo):
     config.json         {"zoo": {...}, "card": <ModelCard.to_dict()>, "num_classes": n, "labels": [...]}
     model.safetensors   the state dict (LoRA adapters merged; tied weights stored once)
     README.md           a model card with Hub metadata
-    + small side files (tokenizer, vocabulary) the weights came with, if any
+    + the tokenizer and preprocessor files the weights came with, if any (known names only)
+
+config.json records the sha256 of model.safetensors; `check_saved_weights` compares it on load,
+so a file corrupted or changed after saving is refused.
 """
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from .._files import atomic_write
 from ..cards import ModelCard
 from ..errors import WeightsError
-from .formats import write_safetensors, write_text
+from .formats import inside_folder, read_small_file, write_safetensors, write_text
+from .verify import sha256_of
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".h5", ".msgpack", ".onnx")
+README_NAME = "README.md"
+_OWN_FILES = (CONFIG_NAME, WEIGHTS_NAME, README_NAME)
+# Files a tokenizer or preprocessor is stored in (transformers, tokenizers, sentencepiece, zoo's speech family).
+SIDE_FILE_NAMES = frozenset({
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
+    "vocab.json", "merges.txt", "tokenizer.model", "spiece.model", "sentencepiece.model", "sentencepiece.bpe.model",
+    "source.spm", "target.spm", "preprocessor_config.json", "processor_config.json", "chat_template.json",
+})
 _SIDE_FILE_LIMIT = 50 * 1024 * 1024
+_SHA256 = frozenset("0123456789abcdef")
 
 
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -74,18 +88,55 @@ def _labels(card: ModelCard, labels: Sequence[str] | None) -> list[str] | None:
     return None
 
 
-def build_config(card: ModelCard, labels: list[str] | None) -> dict[str, Any]:
+def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None) -> dict[str, Any]:
     from .. import __version__
 
     extra = {k: v for k, v in card.extra.items() if k != "weights_location"}
     saved = ModelCard.from_dict({**card.to_dict(), "extra": extra})
+    zoo_block: dict[str, Any] = {"format": FORMAT_VERSION, "version": __version__}
+    if weights_sha256 is not None:
+        zoo_block["weights_sha256"] = {WEIGHTS_NAME: weights_sha256}
     return {
-        "zoo": {"format": FORMAT_VERSION, "version": __version__},
+        "zoo": zoo_block,
         "card": saved.to_dict(),
         "num_classes": card.num_classes,
         "labels": labels,
         "task": card.task,
     }
+
+
+def recorded_sha256(config: Mapping[str, Any]) -> dict[str, str]:
+    """The sha256 of each weights file a zoo ``config.json`` records (``{}`` for folders saved without them)."""
+    zoo_block = config.get("zoo")
+    recorded = zoo_block.get("weights_sha256") if isinstance(zoo_block, Mapping) else None
+    if recorded is None:
+        return {}
+    if not isinstance(recorded, Mapping) or not all(
+            isinstance(name, str) and isinstance(digest, str) and len(digest) == 64 and set(digest) <= _SHA256
+            for name, digest in recorded.items()):
+        raise WeightsError(f"{CONFIG_NAME} has a malformed 'zoo.weights_sha256' (expected file name -> sha256 hex); "
+                           "the folder was changed after saving: save the model again")
+    return dict(recorded)
+
+
+def check_saved_weights(directory: str | Path, config: Mapping[str, Any], path: str | Path) -> None:
+    """Raise `WeightsError` unless weights file `path` in `directory` has the sha256 its config records.
+
+    Folders whose config records no sha256 (saved by other libraries, or by zoo before it
+    recorded them) pass unchecked.
+    """
+    recorded = recorded_sha256(config)
+    if not recorded:
+        return
+    name = Path(os.path.relpath(path, directory)).as_posix()
+    expected = recorded.get(name)
+    if expected is None:
+        raise WeightsError(f"{Path(directory) / CONFIG_NAME} records the sha256 of {', '.join(sorted(recorded))} but the "
+                           f"folder loads {name}: it was changed after saving; save the model again")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise WeightsError(f"weights file {path} is corrupt or was changed after saving: its sha256 is {actual}, "
+                           f"but {CONFIG_NAME} records {expected}; save or download the model again")
 
 
 def readme_text(card: ModelCard, labels: list[str] | None, repo_id: str | None = None) -> str:
@@ -116,8 +167,22 @@ def readme_text(card: ModelCard, labels: list[str] | None, repo_id: str | None =
     return "\n".join(meta + [""] + body) + "\n"
 
 
+def side_file_names(card: ModelCard) -> set[str]:
+    """The files besides the weights that belong to a saved model: known tokenizer and preprocessor
+    files, and a tokenizer the card's input spec names by bare file name."""
+    names = set(SIDE_FILE_NAMES)
+    for spec in (card.input, card.input_for()):
+        tokenizer = getattr(spec, "tokenizer", None)
+        if tokenizer and Path(tokenizer).name == tokenizer and tokenizer not in _OWN_FILES:
+            names.add(tokenizer)
+    return names
+
+
 def _copy_side_files(card: ModelCard, directory: Path) -> list[str]:
-    """Small files that came with the weights (tokenizer, vocabulary), so the saved model is whole."""
+    """Copy the model's side files (`side_file_names`) from the folder its weights came from.
+
+    Nothing else in that folder is copied, and a file that links out of it is skipped with a warning.
+    """
     location = card.extra.get("weights_location")
     if not location:
         return []
@@ -125,37 +190,54 @@ def _copy_side_files(card: ModelCard, directory: Path) -> list[str]:
     if not source.is_dir() or source.resolve() == directory.resolve():
         return []  # a single weights file (URL cache, local file) has no side files of its own
     copied = []
-    for item in sorted(source.iterdir()):
-        if (not item.is_file() or item.name in (CONFIG_NAME, "README.md") or item.suffix in _WEIGHT_SUFFIXES
-                or item.name.endswith(".index.json") or item.name.startswith(".")
-                or item.stat().st_size > _SIDE_FILE_LIMIT):
+    for name in sorted(side_file_names(card)):
+        if not (source / name).is_file():
             continue
-        tmp = directory / f".{item.name}.tmp"
-        shutil.copyfile(item, tmp)
-        tmp.replace(directory / item.name)
-        copied.append(item.name)
+        try:
+            data = read_small_file(inside_folder(source, name, what=f"model folder {source}"), _SIDE_FILE_LIMIT,
+                                   what="side file")
+        except WeightsError as exc:
+            warnings.warn(f"not saving {name} with the model: {exc}", stacklevel=3)
+            continue
+        atomic_write(directory / name, lambda handle, data=data: handle.write(data))
+        copied.append(name)
     return copied
+
+
+def check_finite_parameters(model: nn.Module) -> None:
+    """Raise `WeightsError` naming the first parameter that holds NaN or Inf.
+
+    Buffers are not checked: some models keep ``-inf`` attention masks in them on purpose.
+    """
+    for name, parameter in model.named_parameters():
+        if parameter.is_meta or not (parameter.is_floating_point() or parameter.is_complex()):
+            continue
+        if not bool(torch.isfinite(parameter.detach()).all()):
+            raise WeightsError(f"cannot save: parameter {name} holds NaN or Inf values (training diverged?); "
+                               "save a checkpoint from before, or train again with a lower learning rate")
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence[str] | None = None,
                     repo_id: str | None = None) -> Path:
     """Save `model` (created by zoo) so that ``zoo.create("local-dir:DIR")`` rebuilds it.
 
-    Writes ``config.json`` (the card, class count, labels), ``model.safetensors`` and ``README.md``;
-    every file goes through a temporary name, so an interrupted save leaves the previous files whole.
+    Writes ``config.json`` (the card, class count, labels, the weights' sha256), ``model.safetensors``,
+    ``README.md`` and the tokenizer files the model came with; every file goes through a temporary name,
+    so an interrupted save leaves the previous files whole. A model with NaN or Inf parameters is refused.
     """
     from ..factory import card_of
 
     card = card_of(model)
     directory = Path(directory).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
     names = _labels(card, labels)
     if names is not None and card.num_classes not in (None, len(names)):
         raise WeightsError(f"{len(names)} labels given, but the model has {card.num_classes} outputs")
+    check_finite_parameters(model)
+    directory.mkdir(parents=True, exist_ok=True)
     _copy_side_files(card, directory)
-    write_safetensors(plain_state_dict(model), directory / WEIGHTS_NAME)
-    write_text(directory / CONFIG_NAME, json.dumps(build_config(card, names), indent=2) + "\n")
-    write_text(directory / "README.md", readme_text(card, names, repo_id))
+    digest = write_safetensors(plain_state_dict(model), directory / WEIGHTS_NAME)
+    write_text(directory / CONFIG_NAME, json.dumps(build_config(card, names, digest), indent=2) + "\n")
+    write_text(directory / README_NAME, readme_text(card, names, repo_id))
     return directory
 
 
@@ -165,13 +247,36 @@ def push_to_hub(model: nn.Module, repo_id: str, *, token: str | bool | None = No
     """Save `model` as `save_pretrained` does and upload the files to a Hub model repo.
 
     Returns huggingface_hub's commit info. `token` defaults to ``HF_TOKEN`` or the stored login.
+    A Hub that cannot be reached or refuses the upload is a `WeightsError` saying what to check.
     """
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         save_pretrained(model, tmp, labels=labels, repo_id=repo_id)
-        if create_repo:
-            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        return api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", revision=revision,
-                                 commit_message=commit_message)
+        try:
+            if create_repo:
+                api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            return api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", revision=revision,
+                                     commit_message=commit_message)
+        except _hub_errors() as exc:
+            raise _push_failure(exc, repo_id, api.endpoint) from exc
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when the Hub is unreachable or says no: OSError subclasses
+    (offline mode, HTTP status errors) and its HTTP client's transport errors."""
+    from huggingface_hub import errors
+
+    return (OSError, getattr(errors, "HTTPError", OSError))
+
+
+def _push_failure(exc: BaseException, repo_id: str, endpoint: str) -> WeightsError:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, HfHubHTTPError):
+        return WeightsError(f"the Hub ({endpoint}) refused to push {repo_id}: {reason}. Check the token "
+                            f"(HF_TOKEN or `hf auth login`) and that it may write to {repo_id}")
+    return WeightsError(f"could not reach the Hub ({endpoint}) to push {repo_id}: {reason}. Check the network "
+                        "connection, unset HF_HUB_OFFLINE to upload, and check HF_ENDPOINT and the token")
