@@ -205,6 +205,9 @@ def test_a_bit_flipped_after_saving_is_refused_naming_the_file(tnet, tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(zoo.WeightsError, match=r"model\.safetensors is corrupt or was changed after saving"):
         check_saved_weights(out, _config(out), weights)
+    with pytest.raises(zoo.WeightsError, match=r"model\.safetensors is corrupt or was changed after saving"):
+        zoo.create(f"local-dir:{out}")
+    zoo.create(f"local-dir:{out}", pretrained=False)  # the architecture alone reads no weights
 
 
 def test_folders_saved_without_a_hash_still_pass_and_a_malformed_record_is_refused(tmp_path):

@@ -25,7 +25,7 @@ from ..factory import (MAX_IMAGE_SIDE, attach_card, call_builder, card_of, check
 from ..trust import check_registered
 from .formats import StateDict, read_state_dict
 from .loading import apply_key_map, build_and_load, import_function, with_location
-from .saving import CONFIG_NAME
+from .saving import CONFIG_NAME, check_saved_weights
 from .sources import hf_snapshot
 
 LOCAL_PREFIX = "local-dir:"
@@ -180,6 +180,7 @@ def _rebuild_zoo(directory: Path, config: Mapping[str, Any], kwargs: dict[str, A
         prepare(model)
         return model
     path = weights_file(directory)
+    check_saved_weights(directory, config, path)
     model = build_and_load(card, builder, builder_kwargs, read_state_dict(path), head_optional=False,
                            where=str(path), prepare=prepare)
     attach_card(model, with_location(card_of(model), directory))
