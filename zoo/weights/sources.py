@@ -4,7 +4,10 @@
   (``HF_HUB_CACHE`` / ``HF_HOME``), revisions, tokens (``HF_TOKEN`` or a stored login) and
   ``HF_HUB_OFFLINE=1`` apply. Small side files of the repo (config, tokenizer) come along.
 * ``https://...``: downloaded into the torch hub cache (``$TORCH_HOME/hub/checkpoints``),
-  with a progress bar; an interrupted download resumes from its ``.partial`` file.
+  with a progress bar. Processes downloading one file take turns on ``NAME.lock``; the one
+  holding it writes ``NAME.partial`` and resumes one an interrupted download left. The file
+  gets its name only once complete and verified; a server sending more than the card's
+  ``file_size`` or its own Content-Length is cut off.
 * anything else (``/path/file.safetensors``, ``~/w.pth``, ``file:///...``): a local file.
 
 Every file is checked against the card's sha256 before it is used; a cached download that
@@ -13,23 +16,35 @@ torch or huggingface_hub at import time.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.client
 import os
 import re
+import secrets
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from ..cards import ModelCard, WeightsCard
 from ..errors import WeightsError
-from .verify import check_file, hash_from_filename
+from .verify import check_digest, check_file, file_hasher, hash_from_filename, remember_verified
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; each download then writes a partial file of its own
+    fcntl = None
 
 HF_PREFIX = "hf-hub:"
 DEFAULT_HF_FILENAME = "model.safetensors"
 # Small files a family may need beside the weights (tokenizers, configs).
 SIDE_FILE_PATTERNS = ("*.json", "*.txt", "*.model", "*.tiktoken")
 _TRUE = {"1", "true", "yes", "on"}
+_OFFLINE = "offline mode is on (HF_HUB_OFFLINE=1 or ZOO_OFFLINE=1)"
 
 
 @dataclass(frozen=True)
@@ -153,13 +168,11 @@ def fetch(card: ModelCard, tag: str | None = None, *, token: str | bool | None =
         return path
     if source.kind == "url":
         path = url_cache_path(source)
-        if force and path.exists():
-            path.unlink()
-        if not path.exists():
+        if force or not path.exists():
             if offline():
-                raise WeightsError(f"{what} are not cached at {path} and offline mode is on "
-                                   "(HF_HUB_OFFLINE/ZOO_OFFLINE); run `zoo download` with network access first")
-            download_url(source.location, path, progress=progress)
+                raise _not_in_cache(what, path.name, f"the torch hub cache ({path.parent})", _OFFLINE)
+            download_url(source.location, path, sha256=expected, file_size=weights.file_size, what=what, force=force,
+                         progress=progress)
         _check_or_remove(path, expected, weights.file_size, what)
         return path
     path = hf_download(source, token=token, force=force, what=what)
@@ -194,6 +207,10 @@ def _check_or_remove(path: Path, sha256: str | None, file_size: int | None, what
     except WeightsError as exc:
         remove_cached(path)
         raise WeightsError(f"{exc} The cached copy was removed; run again to download it anew.") from None
+
+
+def _not_in_cache(what: str, item: str, cache: str, reason: str) -> WeightsError:
+    return WeightsError(f"{what}: {item} is not in {cache} and {reason}; run `zoo download` with network access first")
 
 
 # ---------------------------------------------------------------------------- Hugging Face Hub
@@ -240,42 +257,177 @@ def hf_download(source: Source, *, token: str | bool | None = None, force: bool 
 # ---------------------------------------------------------------------------- URLs
 
 
-def download_url(url: str, dest: Path, *, progress: bool = True, timeout: float = 30.0) -> None:
-    """Download `url` to `dest` through ``dest.partial``, resuming a partial file with an HTTP Range request.
+LOCK_STALL_S = 120.0  # give up waiting for another process's download after this long without progress
+_READ = 1 << 20
 
-    The caller verifies the result; `dest` appears only once the download is complete.
+
+class _BadDownload(WeightsError):
+    """The server sent too much or the wrong bytes: the partial file is worthless."""
+
+
+def download_url(url: str, dest: Path, *, sha256: str | None = None, file_size: int | None = None,
+                 what: str = "weights", force: bool = False, progress: bool = True, timeout: float = 30.0) -> None:
+    """Download `url` to `dest`, which appears only complete (`file_size` bytes, if given) and matching `sha256`.
+
+    Processes downloading one file take turns on ``dest.lock``; one that waited finds `dest` and
+    returns (unless `force`). The holder writes ``dest.partial`` and resumes what an interrupted
+    download left there with an HTTP Range request: its writer let go of the lock, so it no longer
+    writes. Where the file system has no locks, each download writes ``NAME.<pid>.<random>.partial``
+    from zero. A server sending more than `file_size` or its Content-Length is cut off at once.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    start = partial.stat().st_size if partial.exists() else 0
+    dest = Path(dest)
+    with _download_lock(dest, what) as locked:
+        if dest.exists() and not force:
+            return  # another process downloaded it while this one waited
+        partial = _shared_partial(dest) if locked else _own_partial(dest)
+        try:
+            digest, size = _download_into(partial, url, name=dest.name, file_size=file_size, resume=locked,
+                                          progress=progress, timeout=timeout)
+            _check_download(digest, size, sha256=sha256, what=what, url=url)
+        except BaseException as exc:
+            if not locked or isinstance(exc, _BadDownload):  # otherwise keep it for the next run to resume
+                partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, dest)
+        remember_verified(dest, digest)
+
+
+def _check_download(digest: str, size: int, *, sha256: str | None, what: str, url: str) -> None:
+    try:
+        check_digest(digest, sha256, what=what, where=f"downloaded from {url}", size=size)
+    except WeightsError as exc:
+        raise _BadDownload(f"{exc} It was discarded; run again to download it anew.") from None
+
+
+def _shared_partial(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".partial")
+
+
+def _own_partial(dest: Path) -> Path:
+    return dest.with_name(f"{dest.name}.{os.getpid()}.{secrets.token_hex(8)}.partial")
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def _download_lock(dest: Path, what: str) -> Iterator[bool]:
+    """Hold ``dest.lock`` for the block; yields False where the file system offers no locks."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest.with_name(dest.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise WeightsError(f"{what}: cannot write in {dest.parent} ({exc}); "
+                           "set TORCH_HOME to a writable folder") from exc
+    try:
+        yield _wait_for_lock(fd, dest, what)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _wait_for_lock(fd: int, dest: Path, what: str) -> bool:
+    """Take the lock, waiting as long as the holder's partial file keeps growing."""
+    if fcntl is None:
+        return False
+    partial = _shared_partial(dest)
+    seen, since = -1, time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError:  # a file system without locks (some network mounts)
+            return False
+        size = _size(partial)
+        if size != seen:
+            seen, since = size, time.monotonic()
+        elif time.monotonic() - since > LOCK_STALL_S:
+            raise WeightsError(f"{what}: another process holds {dest.name}.lock in {dest.parent} and its download "
+                               f"has not grown for {LOCK_STALL_S:.0f} s; stop that process and run again")
+        time.sleep(0.1)
+
+
+def _download_into(partial: Path, url: str, *, name: str, file_size: int | None, resume: bool, progress: bool,
+                   timeout: float) -> tuple[str, int]:
+    """Write `url` into `partial` (after what it holds, when resuming); returns the whole file's sha256 and size."""
+    start = (_size(partial) or 0) if resume else 0
+    if file_size is not None and start > file_size:
+        start = 0  # not a piece of this file
+    response = _open_url(url, start, timeout)
+    if response is None:  # the partial file already holds everything
+        return file_hasher(partial).hexdigest(), start
+    with response:
+        if start and response.status != 206:
+            start = 0  # the server ignored the range: start over
+        length = _content_length(response)
+        limit = _byte_limit(length, file_size, start)
+        digest = file_hasher(partial) if start else hashlib.sha256()
+        total = start + length if length is not None else file_size
+        with open(partial, "ab" if start else "wb") as out, _progress(total, start, name, progress) as bar:
+            try:
+                received = _copy_limited(response, out, digest, bar, limit)
+            except (OSError, http.client.HTTPException) as exc:
+                raise WeightsError(f"download of {url} was interrupted ({exc}); run again to finish it") from exc
+            except _BadDownload as exc:
+                raise _BadDownload(f"download of {url} was cut off: the server {exc}; its partial file was "
+                                   "removed. Check the card's URL and file_size.") from None
+    size = start + received
+    ends = [end for end in (file_size, None if length is None else start + length) if end is not None]
+    if ends and size < max(ends):
+        raise WeightsError(f"download of {url} stopped at {size} of {max(ends)} bytes; run again to finish it")
+    return digest.hexdigest(), size
+
+
+def _open_url(url: str, start: int, timeout: float) -> http.client.HTTPResponse | None:
+    """The response to a GET of `url` from byte `start`; None when the server has nothing after it (HTTP 416)."""
     headers = {"User-Agent": "zoo"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and start:  # the partial file already holds everything
-            os.replace(partial, dest)
-            return
+        exc.close()
+        if exc.code == 416 and start:
+            return None
         raise WeightsError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WeightsError(f"download of {url} failed: {exc}; check the network or run offline from a cache") from exc
-    with response:
-        if start and response.status != 206:
-            start = 0  # the server ignored the range: start over
-        length = response.headers.get("Content-Length")
-        total = start + int(length) if length is not None else None
-        try:
-            with open(partial, "ab" if start else "wb") as out, _progress(total, start, dest.name, progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        except OSError as exc:
-            raise WeightsError(f"download of {url} was interrupted ({exc}); run again to resume from "
-                               f"{partial.stat().st_size if partial.exists() else 0} bytes") from exc
-    if total is not None and partial.stat().st_size < total:
-        raise WeightsError(f"download of {url} stopped at {partial.stat().st_size} of {total} bytes; run again to resume")
-    os.replace(partial, dest)
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _byte_limit(length: int | None, file_size: int | None, start: int) -> tuple[int, str] | None:
+    """The most bytes the response may bring, and what says so."""
+    limits = [(length, f"its Content-Length ({length} bytes)")] if length is not None else []
+    if file_size is not None:
+        limits.append((file_size - start, f"the card's file_size ({file_size} bytes)"))
+    return min(limits) if limits else None
+
+
+def _copy_limited(response: http.client.HTTPResponse, out: BinaryIO, digest: hashlib._Hash, bar,
+                  limit: tuple[int, str] | None) -> int:
+    """Copy the body to `out` (and `digest`), raising `_BadDownload` on the first byte past `limit`."""
+    received = 0
+    while chunk := response.read(_READ if limit is None else min(_READ, limit[0] - received + 1)):
+        received += len(chunk)
+        if limit is not None and received > limit[0]:
+            raise _BadDownload(f"sent more than {limit[1]}")
+        out.write(chunk)
+        digest.update(chunk)
+        bar.update(len(chunk))
+    out.flush()
+    os.fsync(out.fileno())
+    return received
 
 
 class _NoBar:

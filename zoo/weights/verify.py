@@ -26,11 +26,16 @@ def hash_from_filename(filename: str) -> str | None:
 
 
 def sha256_of(path: Path) -> str:
+    return file_hasher(path).hexdigest()
+
+
+def file_hasher(path: Path) -> hashlib._Hash:
+    """A sha256 object fed with the file's bytes, to go on with the bytes still to come (a resumed download)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
 
 
 def _stamp_path(path: Path) -> Path:
@@ -54,12 +59,22 @@ def _stamped_digest(path: Path) -> str | None:
     return None
 
 
-def _write_stamp(path: Path, digest: str) -> None:
+def remember_verified(path: Path, digest: str) -> None:
+    """Stamp `path` as having sha256 `digest`, so `check_file` does not hash it again while it is unchanged."""
     target = _stamp_path(path)
     try:
         write_text_atomic(target, json.dumps({**_file_identity(path), "sha256": digest}))
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
+
+
+def check_digest(digest: str, sha256: str | None, *, what: str, where: str, size: int) -> None:
+    """Raise `WeightsError` unless `digest` (of `size` bytes at `where`) starts with the card's `sha256`."""
+    if sha256 and not digest.startswith(sha256):
+        raise WeightsError(
+            f"{what} file {where} has sha256 {digest}, expected {sha256}"
+            f"{'...' if len(sha256) < 64 else ''} ({size} bytes): the file is corrupt or truncated."
+        )
 
 
 def check_file(path: Path, *, sha256: str | None, file_size: int | None = None, what: str = "weights") -> None:
@@ -78,9 +93,5 @@ def check_file(path: Path, *, sha256: str | None, file_size: int | None = None, 
     if stamped is not None and stamped.startswith(sha256):
         return
     digest = sha256_of(path)
-    if not digest.startswith(sha256):
-        raise WeightsError(
-            f"{what} file {path} has sha256 {digest}, expected {sha256}"
-            f"{'...' if len(sha256) < 64 else ''} ({actual_size} bytes): the file is corrupt or truncated."
-        )
-    _write_stamp(path, digest)
+    check_digest(digest, sha256, what=what, where=str(path), size=actual_size)
+    remember_verified(path, digest)
