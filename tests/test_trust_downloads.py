@@ -1,4 +1,4 @@
-"""Downloads that several processes share, and servers cut off at the expected size.
+"""Downloads that several processes share, servers cut off at the expected size, and Hub names refused early.
 
 Every server here listens on 127.0.0.1 and every wait is bounded; nothing reaches the network.
 """
@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.weights import fetch, sources
+from zoo.weights import fetch, is_cached, sources
 from test_weights_sources import _Server as _FileServer
-from weights_models import install, isolate_caches, net_card
+from weights_models import fill_hf_cache, install, isolate_caches, net_card
 
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -244,3 +245,82 @@ def test_a_download_the_server_cuts_short_never_gets_its_name_and_resumes_next_t
         assert fetch(card, "a", progress=False).read_bytes() == DATA
     assert server.ranges == [None, f"bytes={len(DATA) // 2}-"]
     assert _leftovers(folder) == []
+
+
+# ---------------------------------------------------------------------------- Hub names and the offline cache
+
+BAD_HUB_NAMES = ["a/b/c", "../x", "org/re po", "org/" + "n" * 97, "n" * 97, "org/re--po", "org/repo.git", "-org/repo",
+                 "org/näme", "org/", ""]
+GOOD_HUB_NAMES = ["org/repo", "gpt2", "Foo-BAR_foo.bar123/x", "_a/b_", "o/" + "n" * 96]
+
+
+@pytest.mark.parametrize("name", BAD_HUB_NAMES + GOOD_HUB_NAMES)
+def test_hub_repo_ids_are_refused_exactly_when_the_hub_client_refuses_them(name):
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+        client_refuses = False
+    except HFValidationError:
+        client_refuses = True
+    assert client_refuses == (name in BAD_HUB_NAMES)
+    if not client_refuses:
+        sources.check_hub_repo_id(name)
+        return
+    with pytest.raises(zoo.WeightsError) as info:
+        sources.check_hub_repo_id(name)
+    assert "\n" not in str(info.value) and "'org/name' or 'name'" in str(info.value)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Records (and refuses) every attempt to open a socket connection."""
+    attempts: list[object] = []
+
+    def refuse(self, address, *args):
+        attempts.append(address)
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("name", ["a/b/c", "../x", "org/re po", "org/" + "n" * 97])
+def test_a_bad_hf_hub_name_is_a_one_line_weights_error_before_any_network_access(name, caches, monkeypatch,
+                                                                                no_network):
+    card = _card(monkeypatch, f"hf-hub:{name}@main")
+    for attempt in (lambda: fetch(card, "a"), lambda: is_cached(card, "a")):
+        with pytest.raises(zoo.WeightsError) as info:
+            attempt()
+        message = str(info.value)
+        assert "\n" not in message and repr(name) in message and "'org/name' or 'name'" in message
+    with pytest.raises(zoo.WeightsError) as info:  # a saved model's name
+        zoo.create(f"hf-hub:{name}")
+    assert "\n" not in str(info.value)
+    assert no_network == []
+
+
+def test_offline_a_hub_file_missing_from_a_cached_snapshot_names_the_cache_and_zoo_download(caches, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fill_hf_cache(caches["hf"], "acme/tnet", {"tokenizer.json": b"{}"})  # side files cached, weights not
+    card = _card(monkeypatch, "hf-hub:acme/tnet")
+    with pytest.raises(zoo.WeightsError) as info:
+        fetch(card, "a")
+    message = str(info.value)
+    assert "\n" not in message and str(caches["hf"]) in message and "`zoo download`" in message
+
+
+def test_offline_the_error_names_the_default_hub_cache_itself(caches, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.delenv("HF_HOME")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "default-hub-cache"))
+    card = _card(monkeypatch, "hf-hub:acme/not-downloaded")
+    with pytest.raises(zoo.WeightsError) as info:
+        fetch(card, "a")
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / "default-hub-cache") in message and "`zoo download`" in message

@@ -11,7 +11,8 @@
 * anything else (``/path/file.safetensors``, ``~/w.pth``, ``file:///...``): a local file.
 
 Every file is checked against the card's sha256 before it is used; a cached download that
-fails the check is removed so that the next attempt downloads it again. Nothing here imports
+fails the check is removed so that the next attempt downloads it again. A Hub repo id the Hub
+client would refuse is refused here first, before any network access. Nothing here imports
 torch or huggingface_hub at import time.
 """
 from __future__ import annotations
@@ -45,6 +46,10 @@ DEFAULT_HF_FILENAME = "model.safetensors"
 SIDE_FILE_PATTERNS = ("*.json", "*.txt", "*.model", "*.tiktoken")
 _TRUE = {"1", "true", "yes", "on"}
 _OFFLINE = "offline mode is on (HF_HUB_OFFLINE=1 or ZOO_OFFLINE=1)"
+# huggingface_hub's `validate_repo_id` rules, so a name is refused the same way without importing it.
+_HUB_NAME_PART = re.compile(r"\w(?:[\w.-]{0,94}\w)?", re.ASCII)
+HUB_REPO_ID_RULES = ("'org/name' or 'name', each part 1 to 96 letters, digits, '_', '-' or '.', starting and ending "
+                     "with a letter, digit or '_', without '--' or '..', not ending in '.git' (e.g. 'acme/resnet-50')")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def parse_source(weights: WeightsCard) -> Source:
     source = weights.source
     if source.startswith(HF_PREFIX):
         repo, _, revision = source[len(HF_PREFIX):].partition("@")
+        check_hub_repo_id(repo)
         return Source("hf-hub", repo, weights.filename or DEFAULT_HF_FILENAME, weights.revision or revision or None)
     parsed = urllib.parse.urlparse(source)
     if parsed.scheme in ("http", "https"):
@@ -74,6 +80,19 @@ def parse_source(weights: WeightsCard) -> Source:
     if weights.filename and not path.suffix:
         path = path / weights.filename
     return Source("local", str(path), path.name)
+
+
+def check_hub_repo_id(repo_id: str) -> None:
+    """Raise a one-line `WeightsError` unless `repo_id` is a repo id the Hub client accepts.
+
+    huggingface_hub refuses such names with its own `HFValidationError`; checking them here
+    first gives zoo's error before any cache lookup or network access.
+    """
+    parts = repo_id.split("/")
+    if (len(parts) <= 2 and all(_HUB_NAME_PART.fullmatch(part) for part in parts)
+            and "--" not in repo_id and ".." not in repo_id and not repo_id.endswith(".git")):
+        return
+    raise WeightsError(f"{repo_id!r} is not a Hugging Face Hub repo id: a repo id is {HUB_REPO_ID_RULES}")
 
 
 def expected_sha256(weights: WeightsCard, source: Source) -> str | None:
@@ -224,6 +243,7 @@ def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], toke
         GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
     )
 
+    check_hub_repo_id(repo_id)
     at = f"{repo_id}@{revision}" if revision else repo_id
     try:
         folder = snapshot_download(
@@ -231,9 +251,8 @@ def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], toke
             allow_patterns=patterns, force_download=force, library_name="zoo",
         )
     except LocalEntryNotFoundError as exc:
-        mode = "offline mode is on (HF_HUB_OFFLINE=1)" if offline() else "the Hub could not be reached"
-        raise WeightsError(f"{what}: {at} is not in the Hugging Face cache ({hub_cache_dir() or 'default'}) and "
-                           f"{mode}; run `zoo download` with network access first") from exc
+        reason = _OFFLINE if offline() else "the Hub could not be reached"
+        raise _not_in_cache(what, f"Hub repo {at}", _hub_cache_named(), reason) from exc
     except (GatedRepoError, RepositoryNotFoundError) as exc:
         raise WeightsError(f"{what}: cannot access Hub repo {at}: it does not exist or needs a token; "
                            "log in with `hf auth login` or set HF_TOKEN") from exc
@@ -248,10 +267,18 @@ def hf_download(source: Source, *, token: str | bool | None = None, force: bool 
     folder = hf_snapshot(source.location, revision=source.revision, token=token, force=force, what=what,
                          patterns=[source.filename, *SIDE_FILE_PATTERNS])
     path = folder / source.filename
-    if not path.is_file():
-        raise WeightsError(f"{what}: Hub repo {source.location} has no file {source.filename!r}"
-                           + (" in the local cache (offline mode)" if offline() else ""))
-    return path
+    if path.is_file():
+        return path
+    if offline():
+        raise _not_in_cache(what, f"file {source.filename!r} of Hub repo {source.location}", _hub_cache_named(),
+                            _OFFLINE)
+    raise WeightsError(f"{what}: Hub repo {source.location} has no file {source.filename!r}; fix the card's filename")
+
+
+def _hub_cache_named() -> str:
+    from huggingface_hub import constants
+
+    return f"the Hugging Face cache ({hub_cache_dir() or constants.HF_HUB_CACHE})"
 
 
 # ---------------------------------------------------------------------------- URLs
