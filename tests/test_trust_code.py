@@ -213,3 +213,11 @@ def test_get_card_of_a_saved_folder_whose_path_has_dots(tmp_path):
     shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("checkpoints"))
     card = zoo.get_card(f"local-dir:{folder}")
     assert (card.name, card.num_classes, list(card.extra["labels"])) == ("trainer_conv", 3, ["class_0", "class_1", "class_2"])
+
+
+@pytest.mark.parametrize("name", ["hf-hub:a/b/c", "hf-hub:../x", "hf-hub:org/re po", "hf-hub:org/" + "x" * 200])
+def test_hf_hub_names_the_hub_client_rejects_are_one_clear_error(name, capsys):
+    with pytest.raises(zoo.WeightsError, match="is not a Hugging Face Hub repo id"):
+        zoo.create(name)
+    assert main(["predict", name, "x.png"]) != 0
+    assert "is not a Hugging Face Hub repo id" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from ..trust import check_registered
 from .formats import StateDict, read_state_dict
 from .loading import apply_key_map, build_and_load, import_function, with_location
 from .saving import CONFIG_NAME, check_saved_weights
-from .sources import hf_snapshot
+from .sources import check_hub_repo_id, hf_snapshot
 
 LOCAL_PREFIX = "local-dir:"
 HUB_PREFIX = "hf-hub:"
@@ -50,6 +50,7 @@ def saved_directory(name: str, *, token: str | bool | None = None) -> Path:
     if not name.startswith(HUB_PREFIX):
         raise WeightsError(f"{name!r} is neither 'local-dir:PATH' nor 'hf-hub:org/repo'")
     repo, _, revision = name[len(HUB_PREFIX):].partition("@")
+    check_hub_repo_id(repo)
     if repo.count("/") != 1:
         raise WeightsError(f"{name}: a Hub repo is named 'org/repo', optionally with '@revision'")
     folder = hf_snapshot(repo, revision=revision or None, patterns=_HUB_PATTERNS, token=token, what=name)
