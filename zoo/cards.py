@@ -1,8 +1,10 @@
 """Model cards: what a model is, how to build it and where its weights live.
 
-Cards are plain, validated data. Nothing here imports torch or a plugin's model code,
-so listing and describing models stays fast. Every card can be written to and read
-back from JSON (`to_dict` / `from_dict`), which is how saved models remember what they are.
+Cards are plain, validated, read-only data (nested mappings and lists are frozen), so a
+card handed out by a lookup cannot change what later lookups see. Nothing here imports torch
+or a plugin's model code, so listing and describing models stays fast. Every card can be
+written to and read back from JSON (`to_dict` / `from_dict`), which is how saved models
+remember what they are.
 """
 from __future__ import annotations
 
@@ -36,6 +38,46 @@ def _check_type(owner: str, name: str, value: Any, types: type | tuple[type, ...
 def _type_names(types: type | tuple[type, ...]) -> str:
     types = types if isinstance(types, tuple) else (types,)
     return " or ".join(t.__name__ for t in types)
+
+
+class FrozenDict(dict):
+    """A dict that refuses changes: the mappings of a card handed out by the registry.
+
+    Every lookup shares one card, so changing ``card.defaults`` in place would change what
+    later `zoo.create` calls build. A dict subclass (not `types.MappingProxyType`) so cards
+    still pickle, deep-copy (models carrying a card) and dump to JSON.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise CardError("card fields are read-only (every lookup shares the card); make a changed copy with "
+                        "dataclasses.replace(card, defaults={**card.defaults, 'key': value})")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type, tuple[dict[Any, Any]]]:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list):
+    """A list that refuses changes (and still equals the plain list it was made from)."""
+
+    _refuse = FrozenDict._refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = clear = extend = insert = pop = remove = _refuse
+    reverse = sort = _refuse
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return (FrozenList, (list(self),))
+
+
+def _freeze(value: Any) -> Any:
+    """A read-only deep copy: mappings become `FrozenDict`, lists `FrozenList`, tuples stay tuples."""
+    if isinstance(value, Mapping):
+        return FrozenDict({key: _freeze(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return FrozenList(_freeze(item) for item in value)
+    if isinstance(value, tuple):
+        return tuple(_freeze(item) for item in value)
+    return value
 
 
 def _number_triple(owner: str, name: str, value: Any) -> tuple[float, ...]:
@@ -170,6 +212,7 @@ class WeightsCard:
             if self.num_classes is not None and len(self.labels) != self.num_classes:
                 raise _fail(owner, "labels", f"has {len(self.labels)} names but num_classes is {self.num_classes}")
         _check_type(owner, "metrics", self.metrics, Mapping)
+        object.__setattr__(self, "metrics", _freeze(self.metrics))
         _check_type(owner, "num_params", self.num_params, int, optional=True)
         _check_type(owner, "file_size", self.file_size, int, optional=True)
         if self.key_map is not None and not _BUILDER.match(self.key_map):
@@ -207,6 +250,7 @@ class Recipe:
         _check_type(f"Recipe {self.name!r}", "model", self.model, str)
         _check_type(f"Recipe {self.name!r}", "description", self.description, str)
         _check_type(f"Recipe {self.name!r}", "options", self.options, Mapping)
+        object.__setattr__(self, "options", _freeze(self.options))
         object.__setattr__(self, "required", tuple(self.required))
 
     @classmethod
@@ -275,6 +319,7 @@ class ModelCard:
         _check_type(owner, "family", self.family, str, optional=True)
         _check_type(owner, "description", self.description, str)
         _check_type(owner, "defaults", self.defaults, Mapping)
+        object.__setattr__(self, "defaults", _freeze(self.defaults))
         _check_type(owner, "head", self.head, str, optional=True)
         if not isinstance(self.layer_groups, (list, tuple)) or not all(isinstance(g, str) for g in self.layer_groups):
             raise _fail(owner, "layer_groups", f"must be a list of module prefixes, got {self.layer_groups!r}")
@@ -288,7 +333,7 @@ class ModelCard:
             weights[tag] = card if isinstance(card, WeightsCard) else _wrap(
                 owner, f"weights[{tag!r}]", lambda c=card: WeightsCard.from_dict(c)
             )
-        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "weights", FrozenDict(weights))
         if self.default_weights is not None and self.default_weights not in self.weights:
             raise _fail(owner, "default_weights", f"names {self.default_weights!r}, which is not among weights {sorted(self.weights)}")
         _check_type(owner, "num_features", self.num_features, int, optional=True)
@@ -299,6 +344,7 @@ class ModelCard:
             _check_name(f"{owner} alias", alias)
         object.__setattr__(self, "aliases", tuple(self.aliases))
         _check_type(owner, "extra", self.extra, Mapping)
+        object.__setattr__(self, "extra", _freeze(self.extra))
         if self.recipe is not None and not isinstance(self.recipe, Recipe):
             object.__setattr__(self, "recipe", _wrap(owner, "recipe", lambda: Recipe.from_dict(self.recipe)))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Union
 
@@ -38,9 +39,13 @@ class Resolved:
 
 
 class Registry:
-    """Names to cards and recipes. Plugins call `register`; users call the lookups."""
+    """Names to cards and recipes. Plugins call `register`; users call the lookups.
+
+    Registering is safe from several threads at once (one lock guards every change).
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._claims: dict[str, list[Claim]] = {}
         self._aliases: dict[str, list[Claim]] = {}
         self._failed_names: dict[str, tuple[str, BaseException]] = {}
@@ -56,13 +61,13 @@ class Registry:
                             plugin=self._source[0])
         plugin, dist = self._source
         claim = Claim(entry, plugin, dist)
-        for name, table in [(entry.name, self._claims)] + [
-            (alias, self._aliases) for alias in getattr(entry, "aliases", ())
-        ]:
-            claims = table.setdefault(name, [])
-            if any(c.plugin == plugin for c in claims):
-                raise CardError(f"{name!r} is registered twice", field="name", plugin=plugin)
-            claims.append(claim)
+        names = [(entry.name, self._claims)] + [(alias, self._aliases) for alias in getattr(entry, "aliases", ())]
+        with self._lock:
+            for name, table in names:
+                if any(c.plugin == plugin for c in table.get(name, ())):
+                    raise CardError(f"{name!r} is registered twice", field="name", plugin=plugin)
+            for name, table in names:
+                table.setdefault(name, []).append(claim)
         return entry
 
     def _stage(self, plugin: str, distribution: str) -> "Registry":
@@ -72,15 +77,17 @@ class Registry:
         return stage
 
     def _merge(self, stage: "Registry") -> list[str]:
-        for table, other in ((self._claims, stage._claims), (self._aliases, stage._aliases)):
-            for name, claims in other.items():
-                table.setdefault(name, []).extend(claims)
-        return sorted(stage._claims)
+        with self._lock:
+            for table, other in ((self._claims, stage._claims), (self._aliases, stage._aliases)):
+                for name, claims in other.items():
+                    table.setdefault(name, []).extend(claims)
+        return stage.names()
 
     def _record_failure(self, plugin: str, distribution: str, error: BaseException, names: list[str]) -> None:
-        self._failures.append((plugin, distribution, error))
-        for name in names:
-            self._failed_names[name] = (f"{plugin!r} from {distribution}", error)
+        with self._lock:
+            self._failures.append((plugin, distribution, error))
+            for name in names:
+                self._failed_names[name] = (f"{plugin!r} from {distribution}", error)
 
     # ------------------------------------------------------------------ looking up
 
@@ -154,7 +161,8 @@ class Registry:
         return resolved.card
 
     def names(self) -> list[str]:
-        return sorted(self._claims)
+        with self._lock:
+            return sorted(self._claims)
 
     def __contains__(self, name: str) -> bool:
         try:
@@ -212,24 +220,45 @@ def _matches(card: ModelCard, **filters: str | None) -> bool:
 
 
 _default: Registry | None = None
+_loading: Registry | None = None  # set while the thread holding _LOAD_LOCK loads plugins
+_LOAD_LOCK = threading.RLock()
 
 
 def default_registry() -> Registry:
-    """The process-wide registry, with plugins loaded on first use."""
-    global _default
-    if _default is None:
-        from .plugins import load_plugins
+    """The process-wide registry, with plugins loaded on first use: once, whichever threads ask.
 
-        registry = Registry()
+    A plugin whose `register` looks models up (``zoo.list_models()``) gets the registry as
+    loaded so far; plugins are not loaded again.
+    """
+    registry = _default
+    if registry is not None:
+        return registry
+    with _LOAD_LOCK:
+        if _default is not None:
+            return _default
+        if _loading is not None:  # a plugin's register calling back into zoo, in this thread
+            return _loading
+        return _load_default()
+
+
+def _load_default() -> Registry:
+    global _default, _loading
+    from .plugins import load_plugins
+
+    registry = _loading = Registry()
+    try:
         load_plugins(registry)
-        _default = registry
-    return _default
+    finally:
+        _loading = None
+    _default = registry
+    return registry
 
 
 def reset_default_registry() -> None:
     """Forget the process-wide registry so the next lookup discovers plugins again (for tests)."""
     global _default
-    _default = None
-    from . import plugins
+    with _LOAD_LOCK:
+        _default = None
+        from . import plugins
 
-    plugins._reset()
+        plugins._reset()

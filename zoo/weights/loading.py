@@ -29,32 +29,43 @@ from .formats import StateDict, read_state_dict
 from .sources import fetch, parse_source, remove_cached, weights_of
 
 log = logging.getLogger(__name__)
-_PATCH_LOCK = threading.RLock()
+_ON_META = threading.local()  # depth > 0 while this thread builds with parameters_on_meta
+_HOOK_LOCK = threading.Lock()
 _LIST_LIMIT = 12
 
 
 # ---------------------------------------------------------------------------- building on meta
 
 
+def _install_meta_hook() -> None:
+    """Wrap `nn.Module.register_parameter` once; the wrapper acts only in a thread building on meta."""
+    with _HOOK_LOCK:
+        original = nn.Module.register_parameter
+        if getattr(original, "zoo_meta_hook", False):
+            return
+
+        def register(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
+            if getattr(_ON_META, "depth", 0) and type(param) is nn.Parameter and param.device.type != "meta":
+                param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+            original(self, name, param)
+
+        register.zoo_meta_hook = True  # type: ignore[attr-defined]
+        nn.Module.register_parameter = register  # type: ignore[method-assign]
+
+
 @contextlib.contextmanager
 def parameters_on_meta() -> Iterator[None]:
-    """While active, every parameter a module registers is moved to the meta device.
+    """While active, every parameter a module registers in this thread is moved to the meta device.
 
-    Initialisers then run on meta tensors (free); buffers stay real.
+    Initialisers then run on meta tensors (free); buffers stay real. Modules other threads
+    build meanwhile are not affected: the hook stays installed and checks a thread-local depth.
     """
-    original = nn.Module.register_parameter
-
-    def register(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if type(param) is nn.Parameter and param.device.type != "meta":
-            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-        original(self, name, param)
-
-    with _PATCH_LOCK:
-        nn.Module.register_parameter = register  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            nn.Module.register_parameter = original  # type: ignore[method-assign]
+    _install_meta_hook()
+    _ON_META.depth = getattr(_ON_META, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _ON_META.depth -= 1
 
 
 def instantiate(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any], *, lean: bool = True) -> tuple[nn.Module, bool]:
