@@ -3,14 +3,23 @@
     torch.hub.load("owner/zoo", "resnet_ft", num_classes=5)
 
 Every public callable here is a model (torch.hub lists them all), so helpers are private.
+A model whose name cannot be an entry point (not a Python identifier, a keyword, or one of
+this file's own names such as ``dependencies``) is left out; `zoo.create` still builds it.
+A name that cannot be looked up (two plugins claim it) keeps its entry: its docstring and
+its call give zoo's error, and every other entry works.
 """
+import keyword as _keyword
+
 import zoo as _zoo
 
 dependencies = ["torch", "torchvision"]
 
 
 def _docstring(name: str) -> str:
-    card = _zoo.get_card(name)
+    try:
+        card = _zoo.get_card(name)
+    except _zoo.ZooError as exc:
+        return f"Unavailable: {exc}"
     lines = [card.description or name, "", f"Task: {card.task} ({card.modality}); family: {card.family or '-'}."]
     if card.recipe is not None:
         lines.append(f"Recipe of {card.recipe.model} with {dict(card.recipe.options)}.")
@@ -34,6 +43,12 @@ def _entry(name: str):
     return entry
 
 
-for _name in _zoo.list_models():
-    globals()[_name] = _entry(_name)
-del _name
+def _is_entry_name(name: str) -> bool:
+    """Whether a model name can be an attribute here without hiding or breaking anything."""
+    return name.isidentifier() and not _keyword.iskeyword(name) and not name.startswith("_") \
+        and name not in _OWN_NAMES
+
+
+_OWN_NAMES = frozenset(globals()) | {"_OWN_NAMES"}
+# Every entry is made before any is installed, so a model named like a builtin hides nothing used here.
+globals().update({name: _entry(name) for name in _zoo.list_models() if _is_entry_name(name)})

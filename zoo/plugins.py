@@ -9,17 +9,25 @@ imported, by three environment switches:
 ``ZOO_PLUGINS_BLOCK=a,b``    never load these (by entry-point name)
 ``ZOO_PLUGINS_STRICT=1``     a plugin that fails raises `PluginError` instead of being isolated
 
-A failing plugin (import error, exception in ``register``, invalid card) is recorded
-with its error; the other plugins' models keep working.
+A failing plugin (import error, exception in ``register``, invalid card, even
+``SystemExit``) is recorded with its error; the other plugins' models keep working. A
+plugin that loads but has entries that cannot be looked up (a name another plugin also
+claims, a recipe whose model is missing) stays ``loaded``, with those entries named in its
+error text; its other models work. A plugin still loading after `SLOW_PLUGIN_SECONDS` is
+named in a warning, so a hanging import can be found and blocked.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ._imports import import_object
 from .errors import CardError, PluginError
@@ -29,6 +37,8 @@ if TYPE_CHECKING:
 
 GROUP = "zoo.plugins"
 _TRUE = {"1", "true", "yes", "on"}
+SLOW_PLUGIN_SECONDS = 3.0  # after this long importing and registering one plugin, say which one
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,16 +138,51 @@ def load_plugins(
             infos.append(_info(cand, "disabled", "autoload off (ZOO_PLUGINS_AUTOLOAD=0) and not in ZOO_PLUGINS_ALLOW"))
             continue
         infos.append(_load_one(registry, cand, strict))
+    infos = _with_problems(infos, registry.problems(), strict)
     _infos[:] = infos
     return infos
+
+
+def _with_problems(infos: list[PluginInfo], problems: dict[tuple[str, str], list[str]],
+                   strict: bool) -> list[PluginInfo]:
+    """Name, on each loaded plugin, its entries that cannot be looked up (strict mode: raise)."""
+    out = []
+    for info in infos:
+        found = problems.get((info.name, info.distribution))
+        if info.status == "loaded" and found:
+            error = f"{len(found)} entr{'y' if len(found) == 1 else 'ies'} cannot be used: " + "; ".join(found)
+            if strict:
+                raise PluginError(f"plugin {info.name!r} from distribution {info.distribution} {info.version}: {error}")
+            info = dataclasses.replace(info, error=error)
+        out.append(info)
+    return out
+
+
+@contextlib.contextmanager
+def _warn_if_slow(cand: _Candidate) -> Iterator[None]:
+    """Log which plugin is loading when it takes longer than `SLOW_PLUGIN_SECONDS`."""
+    timer = threading.Timer(
+        SLOW_PLUGIN_SECONDS, log.warning,
+        args=("zoo: still importing plugin %r from distribution %s after %g s (set ZOO_PLUGINS_BLOCK=%s "
+              "to skip it)", cand.name, cand.distribution, SLOW_PLUGIN_SECONDS, cand.name),
+    )
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _load_one(registry: "Registry", cand: _Candidate, strict: bool) -> PluginInfo:
     stage = registry._stage(cand.name, cand.distribution)
     try:
-        register = _import_function(cand.value)
-        register(stage)
-    except Exception as exc:  # isolate any failure of third-party code
+        with _warn_if_slow(cand):
+            register = _import_function(cand.value)
+            register(stage)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # isolate any failure of third-party code, SystemExit included
         if isinstance(exc, CardError) and exc.plugin is None:
             exc.plugin = cand.name
         message = f"{type(exc).__name__}: {exc}"

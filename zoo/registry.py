@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Union
 
 from .cards import ModelCard, Recipe
-from .errors import CardError, DuplicateModelError, PluginError, UnknownModelError, UnknownWeightsError
+from .errors import CardError, DuplicateModelError, PluginError, UnknownModelError, UnknownWeightsError, ZooError
 
 Entry = Union[ModelCard, Recipe]
 
@@ -89,6 +89,25 @@ class Registry:
             for name in names:
                 self._failed_names[name] = (f"{plugin!r} from {distribution}", error)
 
+    def problems(self) -> dict[tuple[str, str], list[str]]:
+        """Entries that cannot be looked up, by (plugin, distribution) of each claim.
+
+        A name two plugins claim is listed for both; a recipe whose model is missing, claimed
+        twice or from a failed plugin is listed for the recipe's plugin. Every other name works.
+        """
+        with self._lock:
+            tables = [list(self._claims.items()), list(self._aliases.items())]
+        found: dict[tuple[str, str], list[str]] = {}
+        for name, claims in (item for table in tables for item in table):
+            if len(claims) == 1 and not isinstance(claims[0].entry, Recipe):
+                continue
+            try:
+                self.resolve(name)
+            except ZooError as exc:
+                for claim in claims:
+                    found.setdefault((claim.plugin, claim.distribution), []).append(f"{name!r}: {exc}")
+        return found
+
     # ------------------------------------------------------------------ looking up
 
     def _claim(self, name: str) -> Claim:
@@ -102,6 +121,20 @@ class Registry:
                 "Uninstall or block one of them (ZOO_PLUGINS_BLOCK=name)."
             )
         return claims[0]
+
+    def _target(self, name: str, *, recipe: str | None) -> Claim:
+        """The claim of `name`; when a recipe points at it, an unknown name is blamed on the recipe."""
+        try:
+            return self._claim(name)
+        except UnknownModelError as exc:
+            if recipe is None:
+                raise
+            owner = self._claim(recipe)
+            raise UnknownModelError(
+                f"recipe {recipe!r} (plugin {owner.plugin!r} from {owner.distribution}) is built on {name!r}, "
+                f"which no installed plugin registers. Install the plugin that provides {name!r}, or block "
+                f"this one with ZOO_PLUGINS_BLOCK={owner.plugin}.", name=name, suggestions=exc.suggestions,
+            ) from exc
 
     def _unknown(self, name: str) -> Exception:
         if name in self._failed_names:
@@ -134,7 +167,7 @@ class Registry:
             if base in seen:
                 raise CardError(f"recipes loop: {' -> '.join(seen + [base])}", field="model")
             seen.append(base)
-            entry = self._claim(base).entry
+            entry = self._target(base, recipe=seen[-2] if len(seen) > 1 else None).entry
             if isinstance(entry, Recipe):
                 recipe = recipe or entry
                 options = {**entry.options, **options}
@@ -186,18 +219,24 @@ class Registry:
         """Sorted names matching a shell wildcard and filters.
 
         With ``pretrained=True`` only models with weights are listed, and each set of
-        weights also appears as ``name.tag``.
+        weights also appears as ``name.tag``. A name that cannot be looked up (two plugins
+        claim it, or a recipe's model is missing) is listed only when no filter is given;
+        looking it up raises the error, and `zoo plugins` shows it.
         """
+        filters = {"task": task, "modality": modality, "family": family}
         out = []
         for name in self.names():
             try:
                 card = self.get_card(name)
-            except DuplicateModelError:
+            except ZooError:
                 card = None
-            if card is not None and not _matches(card, task=task, modality=modality, family=family):
+            if card is None:
+                if pretrained or any(value is not None for value in filters.values()):
+                    continue
+            elif not _matches(card, **filters):
                 continue
             if pretrained:
-                if card is None or not card.weights:
+                if not card.weights:
                     continue
                 tags = [card.default_weights] if card.recipe else sorted(card.weights)
                 candidates = [name] + [f"{name}.{t}" for t in tags if t and not card.recipe]

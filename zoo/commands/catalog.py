@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 
 from ..cards import ModelCard
+from ..errors import ZooError
 from ..plugins import list_plugins
-from ..registry import default_registry
+from ..registry import Registry, default_registry
 from .output import print_json, print_table
 
 
@@ -34,25 +35,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = registry.list_models(
         args.pattern, task=args.task, modality=args.modality, family=args.family, pretrained=args.pretrained
     )
-    rows = []
-    for name in names:
-        card = registry.get_card(name)
-        rows.append({
-            "name": name, "task": card.task, "modality": card.modality, "family": card.family,
-            "weights": sorted(card.weights) if "." not in name else [name.partition(".")[2]],
-            "recipe_of": card.recipe.model if card.recipe else None,
-        })
+    rows = [_row(registry, name) for name in names]
     if args.json:
         print_json(rows)
         return 0
     print_table(
         ["name", "task", "modality", "family", "weights"],
-        [[r["name"], r["task"], r["modality"], r["family"] or "", _weights_cell(r)] for r in rows],
+        [[r["name"], r["task"] or "", r["modality"] or "", r["family"] or "", _weights_cell(r)] for r in rows],
     )
     return 0
 
 
+def _row(registry: Registry, name: str) -> dict:
+    """One listed model; a name that cannot be looked up gets its error instead of its card."""
+    try:
+        card = registry.get_card(name)
+    except ZooError as exc:
+        return {"name": name, "task": None, "modality": None, "family": None, "weights": [], "recipe_of": None,
+                "error": str(exc)}
+    return {
+        "name": name, "task": card.task, "modality": card.modality, "family": card.family,
+        "weights": sorted(card.weights) if "." not in name else [name.partition(".")[2]],
+        "recipe_of": card.recipe.model if card.recipe else None,
+    }
+
+
 def _weights_cell(row: dict) -> str:
+    if row.get("error"):
+        return f"unusable: see `zoo info {row['name']}`"
     if row["recipe_of"]:
         return f"recipe: {row['recipe_of']}"
     tags = row["weights"]
