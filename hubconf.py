@@ -2,7 +2,8 @@
 
     torch.hub.load("owner/zoo", "resnet_ft", num_classes=5)
 
-Every public callable here is a model (torch.hub lists them all), so helpers are private.
+Every public callable here is a model (torch.hub lists them all), so helpers are private;
+`create` is the one generic entry, for names that are not identifiers and for saved models.
 A model whose name cannot be an entry point (not a Python identifier, a keyword, or one of
 this file's own names such as ``dependencies``) is left out; `zoo.create` still builds it.
 A name that cannot be looked up (two plugins claim it) keeps its entry: its docstring and
@@ -13,6 +14,15 @@ import keyword as _keyword
 import zoo as _zoo
 
 dependencies = ["torch", "torchvision"]
+
+
+def create(name: str, **kwargs):
+    """Any name zoo.create takes: a model, ``name.tag``, a recipe, ``local-dir:PATH`` or ``hf-hub:org/repo``.
+
+    Example: torch.hub.load(repo, "create", "hf-hub:me/resnet50-flowers")
+    A saved folder or Hub repo may only name builders of installed plugins (see docs/security.md).
+    """
+    return _zoo.create(name, **kwargs)
 
 
 def _docstring(name: str) -> str:

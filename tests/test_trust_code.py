@@ -221,3 +221,26 @@ def test_hf_hub_names_the_hub_client_rejects_are_one_clear_error(name, capsys):
         zoo.create(name)
     assert main(["predict", name, "x.png"]) != 0
     assert "is not a Hugging Face Hub repo id" in capsys.readouterr().err
+
+
+def test_torch_hub_load_of_a_folder_naming_unregistered_code_is_refused(tmp_path, payload, monkeypatch):
+    import torch
+
+    from conftest import REPO
+
+    monkeypatch.delitem(sys.modules, "hubconf", raising=False)
+    folder = _folder_naming(tmp_path, f"{PAYLOAD}:build")
+    with pytest.raises(UntrustedCodeError):
+        torch.hub.load(str(REPO), "create", f"local-dir:{folder}", source="local")
+    _assert_not_imported(payload)
+    trusted = _folder_naming(tmp_path / "ok", "trainer_models:SmallConvNet")
+    model = torch.hub.load(str(REPO), "create", f"local-dir:{trusted}", source="local")
+    assert zoo.card_of(model).num_classes == 3
+
+
+def test_zoo_info_of_a_saved_folder_reads_its_whole_path(tmp_path, capsys):
+    folder = tmp_path / "runs.v2" / "model.best"
+    shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("checkpoints"))
+    assert main(["info", f"local-dir:{folder}"]) == 0
+    out = capsys.readouterr().out
+    assert "trainer_conv" in out and "trainer_models:SmallConvNet" in out

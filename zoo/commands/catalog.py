@@ -70,13 +70,19 @@ def _weights_cell(row: dict) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    registry = default_registry()
-    card = registry.get_card(args.name)
-    owner = registry.owner(args.name)
+    if args.name.startswith(("local-dir:", "hf-hub:")):
+        from .. import get_card
+
+        card, plugin, distribution = get_card(args.name), "saved model", args.name
+    else:
+        registry = default_registry()
+        card = registry.get_card(args.name)
+        owner = registry.owner(args.name)
+        plugin, distribution = owner.plugin, owner.distribution
     if args.json:
-        print_json({**card.to_dict(), "plugin": owner.plugin, "distribution": owner.distribution})
+        print_json({**card.to_dict(), "plugin": plugin, "distribution": distribution})
         return 0
-    _print_card(card, f"{owner.plugin} ({owner.distribution})")
+    _print_card(card, f"{plugin} ({distribution})")
     return 0
 
 
