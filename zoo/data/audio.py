@@ -29,7 +29,12 @@ class AudioReadError(ZooError, OSError):
 
 
 def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
-    """Read a file as float32 in [-1, 1]; returns ``(waveform [channels, samples], sample_rate)``."""
+    """Read a file as float32 in [-1, 1]; returns ``(waveform [channels, samples], sample_rate)``.
+
+    A file holding NaN or infinite samples (possible in float WAV files) is refused: one such
+    sample turns a model's loss and weights into NaN.
+    """
+    import numpy as np
     import soundfile
 
     try:
@@ -37,6 +42,10 @@ def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     except (RuntimeError, OSError) as exc:  # LibsndfileError is a RuntimeError
         raise AudioReadError(f"cannot read audio file {os.fspath(path)!r}: {exc}. "
                              f"Supported: WAV, FLAC, OGG (anything libsndfile reads).") from exc
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise AudioReadError(f"audio file {os.fspath(path)!r} has {int(finite.size - finite.sum())} NaN or infinite "
+                             "sample(s): export it again from its source, or remove it")
     return torch.from_numpy(data.T.copy()), int(sample_rate)
 
 

@@ -61,7 +61,8 @@ class FolderDataset(Dataset):
         try:
             sample = self.transform(path)
         except Exception as exc:
-            raise DataError(f"cannot read {path}: {exc}. Fix or remove the file, or skip unreadable files "
+            problem = str(exc).rstrip(".") if str(path) in str(exc) else f"cannot read {path}: {exc}"
+            raise DataError(f"{problem}. Fix or remove the file, or skip unreadable files "
                             "(skip_bad=True, or --skip-bad on the command line)") from exc
         return sample, label
 
@@ -171,12 +172,6 @@ def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, aug
 # ---------------------------------------------------------------------------- audio
 
 
-def check_audio(path: Path) -> None:
-    import soundfile
-
-    soundfile.info(str(path))
-
-
 def audio_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
                  classes: Sequence[str] | None = None, skip_bad: bool = False) -> FolderDataset:
     """Audio clips in class sub-folders, read with soundfile and resampled to the card's rate.
@@ -184,10 +179,10 @@ def audio_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, aug
     Batches are `zoo.data.audio.AudioBatch` ``(waveforms, lengths, labels)``: the model is
     called as ``model(waveforms, lengths)``.
     """
-    from .audio import AUDIO_EXTENSIONS, audio_transform, collate_audio
+    from .audio import AUDIO_EXTENSIONS, audio_transform, collate_audio, read_audio
 
     random = train and augment
     # no private generator: the trainer seeds each batch, which keeps random crops reproducible
-    return FolderDataset(root, extensions=AUDIO_EXTENSIONS, kind="audio clips", classes=classes, check=check_audio,
+    return FolderDataset(root, extensions=AUDIO_EXTENSIONS, kind="audio clips", classes=classes, check=read_audio,
                          skip_bad=skip_bad, augments=random, transform=audio_transform(spec, train=random),
                          collate_fn=collate_audio)
