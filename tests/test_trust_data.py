@@ -1,14 +1,20 @@
 """zoo.data says what it did: no one-class training data, no silent classes, no bad pixels or samples fed to a model."""
 from __future__ import annotations
 
+import io
+import struct
+import zlib
+
 import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
 
 import zoo
 import zoo.data
 from zoo.data.audio import AudioReadError, read_audio
+from zoo.data.images import image_transform, read_image, to_rgb
 from zoo.errors import DataError
 
 import trainer_models as tm
@@ -18,6 +24,53 @@ import trainer_models as tm
 def cards():
     with tm.trainer_cards_on_one_thread():
         yield
+
+
+@pytest.fixture
+def conv():
+    return zoo.create("trainer_conv", num_classes=3)
+
+
+def _noise(seed: int = 0, size: int = 32) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype("uint8")
+
+
+def _truncated_jpeg(path):
+    """A JPEG cut in half: its header is whole, so PIL's verify() passes, but it cannot be decoded."""
+    buffer = io.BytesIO()
+    Image.fromarray(_noise()).save(buffer, "JPEG", quality=90)
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
+
+
+def _damaged_png(path):
+    """A PNG whose compressed pixels are damaged but whose chunk checksum is recomputed: verify() passes."""
+    buffer = io.BytesIO()
+    Image.fromarray(_noise()).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"IDAT")
+    length = struct.unpack(">I", data[at - 4:at])[0]
+    body = bytearray(data[at + 4:at + 4 + length])
+    body[length // 3:length // 3 + 40] = bytes(b ^ 0xFF for b in body[length // 3:length // 3 + 40])
+    data[at + 4:at + 4 + length] = body
+    data[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+# ---------------------------------------------------------------------------- point 4: images that do not decode
+
+
+@pytest.mark.parametrize("write", [_truncated_jpeg, _damaged_png], ids=["truncated-jpeg", "damaged-png"])
+def test_an_image_that_passes_verify_but_does_not_decode_is_skipped_or_named(tmp_path, conv, write):
+    root = tm.write_image_folder(tmp_path / "train", per_class=2, size=8)
+    bad = write(root / "class_1" / ("bad.jpg" if write is _truncated_jpeg else "bad.png"))
+    with pytest.warns(UserWarning, match=f"skipped 1 unreadable file.*{bad.name}"):
+        kept = zoo.data.dataset_for(conv, root, train=True, skip_bad=True)
+    assert len(kept) == 6 and bad not in [path for path, _ in kept.samples]
+    data = zoo.data.dataset_for(conv, root)
+    with pytest.raises(DataError, match=f"{bad.name}.*skip_bad=True"):
+        data[[path for path, _ in data.samples].index(bad)]
 
 
 # ---------------------------------------------------------------------------- point 5: audio samples
@@ -39,3 +92,61 @@ def test_audio_with_nan_or_infinite_samples_is_refused_naming_the_file_or_skippe
     with pytest.warns(UserWarning, match="skipped 1 unreadable file.*bad.wav"):
         kept = zoo.data.dataset_for(model, root, train=True, skip_bad=True)
     assert len(kept) == 4 and all(torch.isfinite(kept[i][0]).all() for i in range(len(kept)))
+
+
+# ---------------------------------------------------------------------------- point 6: 16-bit and float pixels
+
+
+def _gradient(high: float, dtype) -> np.ndarray:
+    return np.linspace(0, high, 24 * 24).reshape(24, 24).astype(dtype)
+
+
+def _same_input_as(conv, path, expected_grey: np.ndarray) -> bool:
+    """The dataset's tensor for `path` equals the one for an 8-bit RGB image of `expected_grey`."""
+    data = zoo.data.dataset_for(conv, path.parent.parent)
+    got = data[[p for p, _ in data.samples].index(path)][0]
+    return torch.equal(got, image_transform(conv)(Image.fromarray(expected_grey).convert("RGB")))
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path, conv):
+    values = _gradient(65535, np.uint16)
+    path = tmp_path / "data" / "a" / "grey16.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(values).save(path)
+    expected = np.rint(values / 257).astype(np.uint8)
+    assert Image.open(path).mode == "I;16"
+    assert np.array_equal(np.asarray(read_image(path)), np.stack([expected] * 3, axis=-1))
+    assert _same_input_as(conv, path, expected)
+    big_endian = Image.frombytes("I;16B", (24, 24), values.astype(">u2").tobytes())
+    assert np.array_equal(np.asarray(to_rgb(big_endian))[..., 0], expected)
+
+
+def test_a_16_bit_pgm_opened_as_mode_i_is_scaled_to_8_bits(tmp_path):
+    values = _gradient(65535, np.uint16)
+    path = tmp_path / "grey16.pgm"
+    path.write_bytes(b"P5\n24 24\n65535\n" + values.astype(">u2").tobytes())
+    assert Image.open(path).mode == "I"
+    assert np.array_equal(np.asarray(read_image(path))[..., 1], np.rint(values / 257).astype(np.uint8))
+
+
+def test_a_float_tiff_in_0_1_is_scaled_to_8_bits(tmp_path, conv):
+    values = _gradient(1.0, np.float32)
+    path = tmp_path / "data" / "a" / "float.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(values).save(path)
+    expected = np.rint(values * 255).astype(np.uint8)
+    assert Image.open(path).mode == "F"
+    assert np.array_equal(np.asarray(read_image(path)), np.stack([expected] * 3, axis=-1))
+    assert _same_input_as(conv, path, expected)
+
+
+def test_a_float_tiff_outside_0_1_is_refused_naming_the_file_or_skipped(tmp_path, conv):
+    root = tm.write_image_folder(tmp_path / "train", per_class=2, size=8)
+    bad = root / "class_0" / "depth.tif"
+    Image.fromarray(_gradient(40.0, np.float32)).save(bad)
+    with pytest.raises(DataError, match=r"depth.tif has float32 pixels outside \[0.0, 1.0\] \(values from 0.0 to 40.0\)"):
+        read_image(bad)
+    with pytest.raises(DataError, match="depth.tif"):
+        image_transform(conv)(Image.open(bad))
+    with pytest.warns(UserWarning, match="skipped 1 unreadable file.*depth.tif"):
+        assert len(zoo.data.dataset_for(conv, root, skip_bad=True)) == 6

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -115,44 +116,58 @@ def scan_class_folders(root: Path, extensions: Sequence[str], *, kind: str = "fi
 
 
 def _drop_unreadable(samples: list[tuple[Path, int]], check: Callable[[Path], Any]) -> list[tuple[Path, int]]:
-    kept, bad = [], []
-    for path, label in samples:
-        try:
-            check(path)
-        except Exception as exc:  # any failure to open means the file cannot be used
-            bad.append(f"{path} ({exc})")
-            continue
-        kept.append((path, label))
+    """The samples `check` accepts; a warning names the others. Files are checked on a few threads
+    (decoders release the GIL), since a full check decodes every file."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = list(pool.map(lambda sample: _problem(check, sample[0]), samples))
+    bad = [problem for problem in problems if problem is not None]
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         warnings.warn(f"skipped {len(bad)} unreadable file(s): {shown}", stacklevel=3)
-    return kept
+    return [sample for sample, problem in zip(samples, problems) if problem is None]
+
+
+def _problem(check: Callable[[Path], Any], path: Path) -> str | None:
+    """None when `check` accepts the file, else what is wrong with it."""
+    try:
+        check(path)
+    except Exception as exc:  # any failure to read means the file cannot be used
+        return f"{path} ({exc})"
+    return None
 
 
 # ---------------------------------------------------------------------------- images
 
 
 class ImageFileTransform:
-    """path -> RGB PIL image -> the card's image transform (picklable, for worker processes)."""
+    """path -> RGB PIL image (`zoo.data.images.read_image`) -> the card's image transform (picklable)."""
 
     def __init__(self, transform: Callable[[Any], Any]) -> None:
         self.transform = transform
 
     def __call__(self, path: Path) -> Any:
-        from PIL import Image
+        from .images import read_image
 
-        with Image.open(path) as image:
-            return self.transform(image.convert("RGB"))
+        return self.transform(read_image(path))
 
     def __repr__(self) -> str:
         return f"ImageFileTransform({self.transform!r})"
 
 
 def check_image(path: Path) -> None:
+    """Raise unless the file decodes whole into RGB as training will read it.
+
+    ``verify()`` checks a PNG's chunk checksums, which decoding skips; decoding finds what
+    ``verify()`` misses: a truncated JPEG, a PNG whose compressed pixels are damaged, and
+    pixel formats `zoo.data.images.to_rgb` refuses.
+    """
     from PIL import Image
+
+    from .images import read_image
 
     with Image.open(path) as image:
         image.verify()
+    read_image(path)
 
 
 def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
