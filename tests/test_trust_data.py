@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 
@@ -15,6 +16,7 @@ import zoo
 import zoo.data
 from zoo.data.audio import AudioReadError, read_audio
 from zoo.data.images import image_transform, read_image, to_rgb
+from zoo.data.tables import TextTable
 from zoo.errors import DataError
 
 import trainer_models as tm
@@ -56,6 +58,42 @@ def _damaged_png(path):
     data[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
     path.write_bytes(bytes(data))
     return path
+
+
+# ---------------------------------------------------------------------------- point 2: labels
+
+
+def test_a_number_label_is_one_class_however_it_is_written(tmp_path):
+    jsonl = tmp_path / "t.jsonl"
+    labels = [1, 1.0, "1", 2, "2.0", 10]
+    jsonl.write_text("".join(json.dumps({"text": f"t{i}", "label": label}) + "\n" for i, label in enumerate(labels)))
+    table = TextTable(jsonl)
+    assert table.classes == ["1", "2", "10"] and table.targets == [0, 0, 0, 1, 1, 2]
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("text,label\na,1\nb,1.0\nc,01\nd,0\n")
+    assert TextTable(csv_file).classes == ["0", "1"] and TextTable(csv_file).targets == [1, 1, 1, 0]
+    assert zoo.data.class_names(csv_file) == ["0", "1"]
+
+
+def test_a_label_that_is_no_name_or_number_is_refused_naming_its_line(tmp_path):
+    jsonl = tmp_path / "t.jsonl"
+    jsonl.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": ["x"]}\n')
+    with pytest.raises(DataError, match=r"t.jsonl, line 3: needs a text .* and a label \(a name or a number\)"):
+        TextTable(jsonl)
+
+
+# ---------------------------------------------------------------------------- point 3: CSV fields
+
+
+def test_a_csv_row_with_more_or_fewer_fields_than_the_header_is_refused_naming_its_line(tmp_path):
+    extra = tmp_path / "extra.csv"
+    extra.write_text('text,label\n"fine, really",pos\ngood, really good,pos\n')
+    with pytest.raises(DataError, match=r"extra.csv, line 3: 3 fields where the header has 2 .*double quotes"):
+        TextTable(extra)
+    fewer = tmp_path / "fewer.tsv"
+    fewer.write_text('text\tlabel\n"two\nlines"\tpos\n\nalone\n')
+    with pytest.raises(DataError, match=r"fewer.tsv, line 5: 1 fields where the header has 2"):
+        TextTable(fewer)
 
 
 # ---------------------------------------------------------------------------- point 4: images that do not decode
