@@ -14,6 +14,7 @@ from PIL import Image
 
 import zoo
 import zoo.data
+from zoo.cli import main
 from zoo.data.audio import AudioReadError, read_audio
 from zoo.data.images import image_transform, read_image, to_rgb
 from zoo.data.tables import TextTable
@@ -58,6 +59,67 @@ def _damaged_png(path):
     data[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
     path.write_bytes(bytes(data))
     return path
+
+
+# ---------------------------------------------------------------------------- point 1: classes
+
+
+def test_training_on_a_one_class_folder_is_refused_but_evaluating_on_it_is_allowed(tmp_path, conv):
+    root = tm.write_image_folder(tmp_path / "one", classes=1, per_class=2, size=8)
+    with pytest.raises(DataError, match=r"holds only the class 'class_0'.*at least two classes.*<class name>"):
+        zoo.data.dataset_for(conv, root, train=True)
+    with pytest.raises(DataError, match="at least two classes"):
+        zoo.data.class_names(root, train=True)
+    assert zoo.data.class_names(root) == ["class_0"]
+    assert len(zoo.data.dataset_for(conv, root, classes=["class_0", "class_1"])) == 2  # a validation split
+
+
+def test_training_data_whose_given_classes_have_files_of_only_one_is_refused(tmp_path, conv):
+    root = tm.write_image_folder(tmp_path / "one", classes=1, per_class=2, size=8)
+    with pytest.raises(DataError, match="at least two classes"):
+        zoo.data.dataset_for(conv, root, train=True, classes=["class_0", "class_1"])
+
+
+def test_a_one_class_table_is_refused_for_training(tmp_path):
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": f"fine {i}", "label": "pos"}) + "\n" for i in range(3)))
+    with pytest.raises(DataError, match=r"reviews.jsonl holds only the class 'pos'.*--label-column"):
+        TextTable(data, train=True)
+    with pytest.raises(DataError, match="at least two classes"):
+        zoo.data.class_names(data, train=True)
+    assert TextTable(data).classes == ["pos"]
+
+
+def test_an_empty_class_folder_is_an_error_for_validation_data_too(tmp_path, conv):
+    train = zoo.data.dataset_for(conv, tm.write_image_folder(tmp_path / "train", per_class=2, size=8), train=True)
+    val = tm.write_image_folder(tmp_path / "val", classes=1, per_class=2, size=8)
+    (val / "class_1").mkdir()
+    with pytest.raises(DataError, match=r"class folder .*class_1 has no images"):
+        zoo.data.dataset_for(conv, val, classes=train.classes)
+    with pytest.raises(DataError, match=r"class folder .*class_1 is empty"):
+        zoo.data.class_names(val)
+
+
+def test_a_class_whose_files_are_all_skipped_as_unreadable_is_an_error(tmp_path, conv):
+    root = tm.write_image_folder(tmp_path / "train", per_class=2, size=8)
+    for path in (root / "class_1").iterdir():
+        path.write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"), \
+            pytest.raises(DataError, match=r"no readable images left in .*class_1"):
+        zoo.data.dataset_for(conv, root, skip_bad=True)
+
+
+def test_finetune_command_refuses_one_class_or_empty_class_data_in_one_line(tmp_path, capsys):
+    one = tm.write_image_folder(tmp_path / "one", classes=1, per_class=2, size=8)
+    out = str(tmp_path / "model")
+    command = ["finetune", "trainer_conv", "--epochs", "1", "--batch-size", "2", "--out", out, "--quiet"]
+    assert main(command + ["--data", str(one)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at least two classes" in err
+    (one / "class_1").mkdir()
+    assert main(command + ["--data", str(one)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "class_1 is empty" in err
 
 
 # ---------------------------------------------------------------------------- point 2: labels

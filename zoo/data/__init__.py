@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
 from ..cards import ModelCard
 from ..errors import DataError, InvalidArgumentError
@@ -24,23 +24,54 @@ if TYPE_CHECKING:
 __all__ = ["DataError", "class_names", "dataset_for", "modality_of"]
 
 
-def class_names(path: str | os.PathLike, *, text_column: str = "text", label_column: str = "label") -> list[str]:
+def class_names(path: str | os.PathLike, *, text_column: str = "text", label_column: str = "label",
+                train: bool = False) -> list[str]:
     """The classes a dataset holds, in index order, without reading the samples.
 
-    A folder: its class sub-folders, sorted. A CSV/JSONL file: its labels, sorted (numerically
-    when they are all integers). `zoo finetune` uses this to size the new head before building.
+    A folder: its class sub-folders, sorted; each must hold at least one file. A CSV/JSONL
+    file: its labels, sorted (numerically when they are all integers). `train`: the data is
+    for training, so it must hold at least two classes. `zoo finetune` uses this to size the
+    new head before building.
     """
     path = Path(path).expanduser()
     if path.is_file():
         from .tables import TextTable
 
-        return TextTable(path, text_column=text_column, label_column=label_column).classes
-    if not path.is_dir():
-        raise DataError(f"data path {path} does not exist")
-    names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise DataError(f"{path} has no class sub-folders: put each class's files in {path}/<class name>/")
+        return TextTable(path, text_column=text_column, label_column=label_column, train=train).classes
+    names = class_folders(path, "files")
+    for name in names:
+        if next(files_under(path / name), None) is None:
+            raise DataError(f"class folder {path / name} is empty: add its files or remove the folder")
+    if train:
+        require_two_classes(names, f"training data {path}",
+                            f"put each class's files in its own sub-folder, {path}/<class name>/")
     return names
+
+
+def class_folders(root: Path, kind: str) -> list[str]:
+    """The sorted names of `root`'s class sub-folders (hidden ones left out); errors say how to lay data out."""
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder: give a folder with one sub-folder of {kind} per class")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"{root} has no class sub-folders: put each class's {kind} in {root}/<class name>/")
+    return names
+
+
+def files_under(folder: Path, suffixes: Sequence[str] | None = None) -> Iterator[Path]:
+    """The files below `folder`, in no set order, hidden ones left out; only those ending in `suffixes` when given."""
+    return (p for p in folder.rglob("*") if p.is_file()
+            and (suffixes is None or p.suffix.lower() in suffixes)
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def require_two_classes(present: Collection[str], where: str, fix: str) -> None:
+    """Training data must hold examples of two classes or more: with one, a classifier learns nothing."""
+    if len(present) < 2:
+        held = f"only the class {next(iter(present))!r}" if present else "no class"
+        raise DataError(f"{where} holds {held}; training a classifier needs examples of at least two classes: {fix}")
 
 
 def modality_of(model_or_card: Any) -> str:
@@ -61,10 +92,12 @@ def dataset_for(
     """A labelled dataset at `path`, prepared for `model` (a zoo model or its card).
 
     Args:
-        train: the training split: random augmentation (images, audio crops) when `augment`,
-            and for a text model without a tokenizer, a tokenizer trained on these texts.
+        train: the training split: it must hold examples of at least two classes; random
+            augmentation (images, audio crops) when `augment`; and for a text model without a
+            tokenizer, a tokenizer trained on these texts.
         classes: class names in index order (a validation split passes ``train.classes``).
-        skip_bad: leave out files that cannot be read (with a warning) instead of failing.
+        skip_bad: leave out files that cannot be read or decoded (with a warning) instead of
+            failing when one is read; a class left without files is still an error.
         text_column, label_column: the columns of a text table.
 
     The dataset has ``classes``, ``collate_fn`` (or None), ``augments`` and ``fingerprint``.
@@ -86,7 +119,7 @@ def dataset_for(
     from .tables import TextTable
     from .text import tokenizer_for
 
-    table = TextTable(path, text_column=text_column, label_column=label_column, classes=classes)
+    table = TextTable(path, text_column=text_column, label_column=label_column, classes=classes, train=train)
     if isinstance(model, ModelCard):
         tokenizer = tokenizer_for(model)
     else:

@@ -16,12 +16,17 @@ from typing import Any, Callable, Sequence
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from . import class_folders, files_under, require_two_classes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
 class FolderDataset(Dataset):
     """``(sample, class index)`` pairs from class sub-folders.
+
+    Every class folder must hold files; `train` data must hold files of at least two classes.
+    With `skip_bad`, files `check` rejects are left out (with a warning) when the folder is
+    scanned; without it, a bad file is a `DataError` naming it when it is read.
 
     Attributes: ``classes`` (names, index order), ``samples`` (``(path, index)`` pairs),
     ``transform`` (path -> model input), ``augments`` (True when the transform is random),
@@ -39,6 +44,7 @@ class FolderDataset(Dataset):
         classes: Sequence[str] | None = None,
         check: Callable[[Path], Any] | None = None,
         skip_bad: bool = False,
+        train: bool = False,
         augments: bool = False,
         collate_fn: Callable | None = None,
     ) -> None:
@@ -49,10 +55,22 @@ class FolderDataset(Dataset):
         self.skip_bad = skip_bad
         self.classes, samples = scan_class_folders(self.root, extensions, kind=kind, classes=classes)
         if skip_bad and check is not None:
-            samples = _drop_unreadable(samples, check)
-            if not samples:
-                raise DataError(f"none of the {kind} under {self.root} could be read")
+            samples = self._readable(samples, check, kind)
+        if train:
+            require_two_classes({self.classes[label] for _, label in samples}, f"training data {self.root}",
+                                f"put each class's {kind} in its own sub-folder, {self.root}/<class name>/")
         self.samples: list[tuple[Path, int]] = samples
+
+    def _readable(self, samples: list[tuple[Path, int]], check: Callable[[Path], Any],
+                  kind: str) -> list[tuple[Path, int]]:
+        """The samples `check` accepts (a warning names the others); a class left without any is an error."""
+        kept = _drop_unreadable(samples, check)
+        emptied = sorted({label for _, label in samples} - {label for _, label in kept})
+        if emptied:
+            folders = ", ".join(str(self.root / self.classes[label]) for label in emptied)
+            raise DataError(f"no readable {kind} left in {folders} after skipping the unreadable ones: "
+                            "fix or replace them, or remove the folder")
+        return kept
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -82,14 +100,12 @@ class FolderDataset(Dataset):
 
 def scan_class_folders(root: Path, extensions: Sequence[str], *, kind: str = "files",
                        classes: Sequence[str] | None = None) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names and ``(path, class index)`` pairs, sorted; clear errors for empty folders."""
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist")
-    if not root.is_dir():
-        raise DataError(f"{root} is not a folder: give a folder with one sub-folder of {kind} per class")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not found:
-        raise DataError(f"{root} has no class sub-folders: put each class's {kind} in {root}/<class name>/")
+    """Class names and ``(path, class index)`` pairs, sorted; clear errors for empty folders.
+
+    With `classes` given (a validation split), a class may lack its folder, but a class
+    folder that exists must hold files, as everywhere.
+    """
+    found = class_folders(root, kind)
     if classes is None:
         names = found
     else:
@@ -104,14 +120,11 @@ def scan_class_folders(root: Path, extensions: Sequence[str], *, kind: str = "fi
         folder = root / name
         if not folder.is_dir():
             continue  # a validation folder may lack a class
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                       and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-        if not files and classes is None:
+        files = sorted(files_under(folder, suffixes))
+        if not files:
             raise DataError(f"class folder {folder} has no {kind} (looked for {', '.join(suffixes)}); "
                             "add some or remove the folder")
         samples.extend((path, index) for path in files)
-    if not samples:
-        raise DataError(f"{root} has no {kind} in its class sub-folders (looked for {', '.join(suffixes)})")
     return names, samples
 
 
@@ -123,7 +136,7 @@ def _drop_unreadable(samples: list[tuple[Path, int]], check: Callable[[Path], An
     bad = [problem for problem in problems if problem is not None]
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-        warnings.warn(f"skipped {len(bad)} unreadable file(s): {shown}", stacklevel=3)
+        warnings.warn(f"skipped {len(bad)} unreadable file(s): {shown}", stacklevel=4)
     return [sample for sample, problem in zip(samples, problems) if problem is None]
 
 
@@ -180,7 +193,7 @@ def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, aug
 
     random = train and augment
     return FolderDataset(root, extensions=IMAGE_EXTENSIONS, kind="images", classes=classes, check=check_image,
-                         skip_bad=skip_bad, augments=random,
+                         skip_bad=skip_bad, train=train, augments=random,
                          transform=ImageFileTransform(image_transform(spec, train=random)))
 
 
@@ -199,5 +212,5 @@ def audio_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, aug
     random = train and augment
     # no private generator: the trainer seeds each batch, which keeps random crops reproducible
     return FolderDataset(root, extensions=AUDIO_EXTENSIONS, kind="audio clips", classes=classes, check=read_audio,
-                         skip_bad=skip_bad, augments=random, transform=audio_transform(spec, train=random),
+                         skip_bad=skip_bad, train=train, augments=random, transform=audio_transform(spec, train=random),
                          collate_fn=collate_audio)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from . import require_two_classes
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 
@@ -128,14 +129,15 @@ class TextTable(Dataset):
     """``(text, class index)`` pairs from a table file; ``collate_fn`` tokenizes a batch.
 
     Labels are class names as `label_name` gives them (1, 1.0 and "1" are one class).
-    Attributes: ``classes``, ``texts``, ``targets``, ``collate_fn`` (set by giving a
-    tokenizer), ``augments`` (always False) and ``fingerprint``.
+    `train` data must hold at least two classes. Attributes: ``classes``, ``texts``,
+    ``targets``, ``collate_fn`` (set by giving a tokenizer), ``augments`` (always False)
+    and ``fingerprint``.
     """
 
     augments = False
 
     def __init__(self, path: str | os.PathLike, *, text_column: str = "text", label_column: str = "label",
-                 classes: Sequence[str] | None = None, tokenizer: Any = None) -> None:
+                 classes: Sequence[str] | None = None, tokenizer: Any = None, train: bool = False) -> None:
         self.path = Path(path).expanduser()
         rows = located_rows(self.path)
         columns = list(rows[0][1])
@@ -151,6 +153,10 @@ class TextTable(Dataset):
                                 f"number) in {label_column!r}, got {row!r}")
             texts.append(text)
             labels.append(label)
+        if train:
+            require_two_classes(set(labels), f"training data {self.path}",
+                                f"add examples of other labels, or name the label column with label_column= "
+                                "(--label-column on the command line)")
         self.classes = list(classes) if classes is not None else _sorted_labels(labels)
         index = {name: i for i, name in enumerate(self.classes)}
         unknown = sorted(set(labels) - set(index))
