@@ -99,10 +99,10 @@ def test_text_csv_and_jsonl_give_tokenized_batches(tmp_path):
 def test_text_table_errors_name_the_problem(tmp_path):
     model = zoo.create("trainer_text", num_classes=2)
     no_label = tmp_path / "no_label.csv"
-    no_label.write_text("text,sentiment\nfine,pos\n")
+    no_label.write_text("text,sentiment\nfine,pos\nbad,neg\n")
     with pytest.raises(DataError, match=r"no label column 'label'; its columns are \['text', 'sentiment'\]"):
         zoo.data.dataset_for(model, no_label, train=True)
-    assert len(zoo.data.dataset_for(model, no_label, train=True, label_column="sentiment")) == 1
+    assert len(zoo.data.dataset_for(model, no_label, train=True, label_column="sentiment")) == 2
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "ok", "label": 1}\n{"text": "oops", \n')
     with pytest.raises(DataError, match="broken.jsonl, line 2"):
