@@ -244,3 +244,10 @@ def test_zoo_info_of_a_saved_folder_reads_its_whole_path(tmp_path, capsys):
     assert main(["info", f"local-dir:{folder}"]) == 0
     out = capsys.readouterr().out
     assert "trainer_conv" in out and "trainer_models:SmallConvNet" in out
+
+
+def test_a_tokenizer_named_by_a_bad_hub_repo_id_is_one_clear_error():
+    from zoo.data.text import load_tokenizer
+
+    with pytest.raises(zoo.WeightsError, match="is not a Hugging Face Hub repo id"):
+        load_tokenizer("hf-hub:../../etc")

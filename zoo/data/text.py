@@ -146,9 +146,10 @@ def _from_hub(spec: str, revision: str | None, lowercase: bool) -> "tokenizers.T
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-    from ..weights.sources import hub_cache_dir, offline
+    from ..weights.sources import check_hub_repo_id, hub_cache_dir, offline
 
     repo, _, at = spec.partition("@")
+    check_hub_repo_id(repo)
     revision = revision or at or None
     last: Exception | None = None
     for name in (TOKENIZER_FILE, VOCAB_FILE):
