@@ -10,28 +10,37 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
-from .._files import _sync_directory, _umask, atomic_write
+from .._files import atomic_write
 from ..errors import ZooError
+from .run_dir import cannot_write, recover, replace_folder
 
 LAST = "last.pt"
 BEST = "best"
 
 
 class CheckpointError(ZooError):
-    """A checkpoint is missing, unreadable or does not match the run that tries to resume from it."""
+    """A checkpoint is missing, unreadable, cannot be written or does not match the run that resumes from it."""
+
+
+class NonFiniteError(ZooError, FloatingPointError):
+    """Training produced NaN or Inf (in the loss or the weights); nothing non-finite is saved."""
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> None:
-    """Delete half-written files a killed run left behind (the finished ones are untouched)."""
+    """Delete half-written files a killed run left behind (the finished ones are untouched).
+
+    Call it only while holding the folder's lock (`zoo.finetune.run_dir.hold`): then no live run
+    writes there, and every temporary file in it is a dead run's.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return
+    recover(directory / BEST)
     for stale in directory.glob(".*.tmp"):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
@@ -40,13 +49,20 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> None:
 
 
 def save(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write a training state atomically."""
-    return atomic_write(path, lambda handle: torch.save(state, handle))
+    """Write a training state atomically; on a write error the previous file at `path` is kept."""
+    try:
+        return atomic_write(path, lambda handle: torch.save(state, handle))
+    except OSError as exc:
+        raise CheckpointError(f"{cannot_write('checkpoint', Path(path), exc)}; the previous checkpoint is kept, "
+                              "so the run can resume from it") from exc
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a training state (tensors and plain data only: nothing in it can run code)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; point resume at a last.pt file, "
+                              "or start without resume")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; start without resume, or point resume at a checkpoint file")
     try:
@@ -98,34 +114,41 @@ def _python_state() -> tuple:
 
 def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[str, Any] | None = None,
               labels: list[str] | None = None) -> Path:
-    """Save `model` into `directory`, replacing what is there only once the new copy is complete.
+    """Save `model` into `directory`, replacing what is there as one unit once the new copy is complete.
 
     A zoo model (one that carries a card) is written with `zoo.save_pretrained`, so
     ``zoo.create("local-dir:DIR")`` rebuilds it; any other module as a ``model.safetensors``
-    state dict.
+    state dict. Weights with NaN or Inf are refused (`NonFiniteError`); on a write error the
+    previous copy is kept (`CheckpointError`).
     """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    os.chmod(staging, 0o777 & ~_umask())
-    try:
+    check_finite(model.state_dict(), f"the model to be saved in {directory}")
+
+    def fill(staging: Path) -> None:
         save_model(model, staging, labels=labels)
         if extra:
             import json
 
             (staging / "training.json").write_text(json.dumps(extra, indent=2, default=str))
-        retired = None
-        if directory.exists():
-            retired = directory.with_name(f".{directory.name}.{os.getpid()}.old.tmp")
-            os.replace(directory, retired)
-        os.replace(staging, directory)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _sync_directory(directory.parent)
+
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        replace_folder(directory, fill)
+    except OSError as exc:
+        raise CheckpointError(f"{cannot_write('best model', directory, exc)}; the previous one is kept") from exc
     return directory
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
+    """Raise `NonFiniteError` naming the first floating-point tensor with a NaN or Inf (`hint` ends the message)."""
+    names = [name for name, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point()]
+    if not names:
+        return
+    device = tensors[names[0]].device
+    finite = torch.stack([tensors[name].detach().isfinite().all().to(device) for name in names]).cpu()
+    if not bool(finite.all()):  # one synchronisation for the whole model
+        first = names[int((~finite).nonzero()[0])]
+        raise NonFiniteError(f"{what} has NaN or Inf values (first in {first!r}) and was not saved{hint}")
 
 
 def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None = None) -> None:

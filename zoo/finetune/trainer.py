@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import random
 import signal
 import threading
@@ -25,7 +26,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 from ..errors import InvalidArgumentError, ZooError
 from . import batches
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, run_dir
+from .checkpoint import CheckpointError, NonFiniteError
 from .metrics import Meter, format_confusion, format_metrics
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -33,6 +35,10 @@ LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "linear", "constant")
 CHECKPOINT_FORMAT = 1
+CHECKPOINT_KEYS = ("format", "epoch", "step", "global_step", "model", "optimizer", "rng", "history")
+# what a resumed run takes over from its checkpoint unchanged (epochs alone may differ)
+RESUME_KEEPS = ("seed", "batch_size", "world_size", "lr", "optimizer", "scheduler", "strategy")
+LOSS_CHECK_EVERY = 10  # steps between reads of the losses (the progress bar reads one as often)
 
 
 # ---------------------------------------------------------------------------- public types
@@ -128,10 +134,13 @@ class Trainer:
         feature_cache: bool | None = None,
         feature_cache_dir: str | Path | None = None,
     ) -> None:
-        if epochs < 0 or not isinstance(epochs, int):
-            raise InvalidArgumentError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be at least 1, got {batch_size!r}")
+        _require("epochs", epochs, _is_int(epochs) and epochs >= 0, "a whole number of at least 0")
+        _require("batch_size", batch_size, _is_int(batch_size) and batch_size >= 1, "a whole number of at least 1")
+        _require("lr", lr, _is_real(lr) and math.isfinite(lr) and lr > 0, "a positive finite number")
+        _require("num_workers", num_workers, _is_int(num_workers) and num_workers >= 0, "a whole number of at least 0")
+        _require("checkpoint_every", checkpoint_every,
+                 checkpoint_every is None or (_is_int(checkpoint_every) and checkpoint_every >= 1),
+                 "None or a whole number of at least 1")
         if precision not in PRECISIONS:
             raise InvalidArgumentError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if isinstance(loss, str) and loss not in LOSSES:
@@ -180,6 +189,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._stop = False
         self._best = _Best()
+        self._losses = _NonFiniteLosses()
 
     # ------------------------------------------------------------------ public
 
@@ -199,7 +209,7 @@ class Trainer:
     def fit(self, model: nn.Module, train: Any, val: Any = None) -> FitResult:
         self.context = context = distributed.setup(self.device_spec)
         try:
-            with self._interrupt_handler():
+            with self._interrupt_handler(), self._own_checkpoint_dir():
                 return self._fit(model, train, val)
         finally:
             distributed.teardown(context)
@@ -236,9 +246,10 @@ class Trainer:
 
         meter = Meter(context.device)
         best = self._best = _Best()
-        state = self._load_resume_state()
-        if state is not None:
-            meter = self._restore(state, model, meter, best)
+        self._losses = _NonFiniteLosses()
+        resume_from = self._load_resume_state(model)
+        if resume_from is not None:
+            meter = self._restore(*resume_from, model, meter, best)
         else:
             self.epoch, self.step, self.global_step, self.history = 0, 0, 0, []
         if self.checkpoint_dir is not None and context.is_main:
@@ -270,6 +281,7 @@ class Trainer:
                 stopped = True  # inside the epoch
                 self._save_checkpoint(model, meter)
                 break
+            self._check_numerics(model)
             metrics = {"epoch": epoch + 1}
             metrics.update({f"train_{k}": v for k, v in meter.compute(context).items()})
             if val_loader is not None:
@@ -321,6 +333,9 @@ class Trainer:
                 meter.update(loss, output, target)
                 self.step += 1
                 self.global_step += 1
+                self._losses.record(loss, self.epoch + 1, self.step)
+                if self._losses.pending >= LOSS_CHECK_EVERY:
+                    self._check_losses()
                 bar.update(1)
                 if self.step % 10 == 1:
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
@@ -451,31 +466,45 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _load_resume_state(self) -> dict[str, Any] | None:
+    def _load_resume_state(self, model: nn.Module) -> tuple[dict[str, Any], Path] | None:
+        """The checkpoint to resume from and its path, checked against this run before anything is loaded."""
         if not self.resume:
             return None
-        path = Path(self.resume) if isinstance(self.resume, (str, Path)) else self.checkpoint_dir / ckpt.LAST
-        if path.is_dir():
-            path = path / ckpt.LAST
+        if isinstance(self.resume, (str, Path)):
+            path = Path(self.resume)
+            path = path / ckpt.LAST if path.is_dir() else path
+        else:
+            path = self.checkpoint_dir / ckpt.LAST
         if not path.exists() and self.resume is True:
             self._log(f"no checkpoint at {path} yet; starting from the beginning")
             return None
         state = ckpt.load(path)
+        _check_checkpoint(state, path)
         saved = state.get("config", {})
-        for key, value in (("seed", self.seed), ("batch_size", self.batch_size), ("world_size", self.context.world_size)):
-            if key in saved and saved[key] != value:
-                raise ckpt.CheckpointError(
-                    f"checkpoint {path} was written with {key}={saved[key]}, this run has {key}={value}; "
-                    f"resume with the same {key} (an exact resume needs it) or start without resume")
-        return state
+        config = self._run_config(model)
+        for key in RESUME_KEEPS:
+            if key in saved and saved[key] != config[key]:
+                raise CheckpointError(
+                    f"checkpoint {path} was written with {key}={saved[key]}, this run has {key}={config[key]}; "
+                    f"resume with the same {key} (a resumed run keeps {', '.join(RESUME_KEEPS)}; only epochs may "
+                    "change) or start without resume")
+        _check_same_model(saved.get("model"), config["model"], state["model"], model.state_dict(), path)
+        if saved.get("epochs") not in (None, self.epochs):
+            self._log(f"the checkpoint's run had epochs={saved['epochs']}; this run goes on to epochs={self.epochs} "
+                      "(the learning-rate schedule follows the new number)")
+        return state, path
 
-    def _restore(self, state: dict[str, Any], model: nn.Module, meter: Meter, best: "_Best") -> Meter:
-        model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        ckpt.set_rng_state(rng[self.context.rank] if len(rng) == self.context.world_size else rng[0])
+    def _restore(self, state: dict[str, Any], path: Path, model: nn.Module, meter: Meter, best: "_Best") -> Meter:
+        try:
+            model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler") is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            rng = state["rng"]
+            ckpt.set_rng_state(rng[self.context.rank] if len(rng) == self.context.world_size else rng[0])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"checkpoint {path} does not fit this run ({reason}); start without resume") from exc
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state["history"])
         best.load(state.get("best"))
@@ -488,9 +517,17 @@ class Trainer:
         self._log(f"resumed from epoch {self.epoch + 1}, step {self.step}")
         return meter
 
+    def _run_config(self, model: nn.Module) -> dict[str, Any]:
+        """What the checkpoint records about the run, for a resume to compare."""
+        return {"seed": self.seed, "batch_size": self.batch_size, "world_size": self.context.world_size,
+                "epochs": self.epochs, "lr": self.lr, "optimizer": _spec_name(self.optimizer_spec),
+                "scheduler": _spec_name(self.scheduler_spec or "constant"),
+                "strategy": getattr(self.strategy, "name", None), "model": _fingerprint(model)}
+
     def _save_checkpoint(self, model: nn.Module, meter: Meter) -> None:
         if self.checkpoint_dir is None:
             return
+        self._check_numerics(model)
         context = self.context
         rng = [ckpt.rng_state()]
         if context.is_distributed:
@@ -509,8 +546,7 @@ class Trainer:
                 "best": self._best.state(),
                 "meter": {"loss_sum": meter.loss_sum.cpu(), "count": meter.count.cpu(),
                           "confusion": meter.confusion.cpu() if meter.confusion is not None else None},
-                "config": {"seed": self.seed, "batch_size": self.batch_size, "world_size": context.world_size,
-                           "epochs": self.epochs, "lr": self.lr},
+                "config": self._run_config(model),
             }
             ckpt.save(_plain(state), self.checkpoint_dir / ckpt.LAST)
         distributed.barrier(context)
@@ -524,6 +560,32 @@ class Trainer:
                     "metrics": _summary(metrics), "labels": labels}
             ckpt.save_best(_unwrap(model), self.checkpoint_dir / ckpt.BEST, extra=info, labels=labels)
         distributed.barrier(self.context)
+
+    def _own_checkpoint_dir(self) -> contextlib.AbstractContextManager:
+        """The main process owns the checkpoint folder for the run: a second run on it is refused."""
+        if self.checkpoint_dir is None or not self.context.is_main:
+            return contextlib.nullcontext()
+        return run_dir.hold(self.checkpoint_dir)
+
+    def _check_losses(self) -> None:
+        """Stop with `NonFiniteError` once the losses read so far went NaN or Inf (on any process)."""
+        failure = self._losses.failure()
+        if distributed.broadcast_flag(failure is not None, self.context):
+            where = (f"{failure[0]} at epoch {failure[1]}, step {failure[2]}" if failure
+                     else "NaN or Inf on another process")
+            raise NonFiniteError(f"the training loss became {where}; {self._numerics_advice()}")
+
+    def _check_numerics(self, model: nn.Module) -> None:
+        """Nothing non-finite is saved: the losses so far and the weights must be finite."""
+        self._check_losses()
+        ckpt.check_finite(model.state_dict(), f"the model after epoch {self.epoch + 1}, step {self.step}",
+                          hint=f"; {self._numerics_advice()}")
+
+    def _numerics_advice(self) -> str:
+        kept = self.checkpoint_dir / ckpt.LAST if self.checkpoint_dir is not None else None
+        advice = (f"lower the learning rate (lr={self.lr:g}; --lr on the command line) or check the data for "
+                  "extreme values")
+        return advice + (f"; the last good checkpoint is kept in {kept}" if kept is not None and kept.exists() else "")
 
     def _result(self, model: nn.Module, labels: list[str] | None, best: "_Best", stopped: bool) -> FitResult:
         last = self.history[-1] if self.history else {}
@@ -562,6 +624,46 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
 
+class _NonFiniteLosses:
+    """Watches the training loss for NaN and Inf without a synchronisation per step.
+
+    Losses stay on the device and are read every `LOSS_CHECK_EVERY` steps and before each save.
+    A run stops once `patience` losses in a row were not finite. Without a gradient scaler (fp32
+    and bf16 train without one) that is the first: its gradients have already reached the weights.
+    A scaler skips inf steps as part of its work, so with one `patience` counts skipped steps.
+    """
+
+    def __init__(self, patience: int = 1) -> None:  # 1: no gradient scaler today
+        self.patience = patience
+        self.in_a_row = 0
+        self._first: tuple[float, int, int] | None = None  # (loss, epoch, step) that began the current row
+        self._pending: list[tuple[torch.Tensor, int, int]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def record(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        self._pending.append((loss.detach().float(), epoch, step))
+
+    def failure(self) -> tuple[float, int, int] | None:
+        """(loss, epoch, step) of the first of `patience` non-finite losses in a row, once there are that many."""
+        if not self._pending:
+            return None
+        values = torch.stack([loss for loss, _, _ in self._pending]).tolist()
+        places = [(epoch, step) for _, epoch, step in self._pending]
+        self._pending.clear()
+        for value, (epoch, step) in zip(values, places):
+            if math.isfinite(value):
+                self.in_a_row, self._first = 0, None
+                continue
+            self.in_a_row += 1
+            self._first = self._first or (value, epoch, step)
+            if self.in_a_row >= self.patience:
+                return self._first
+        return None
+
+
 class _Best:
     """The monitored metric's best value so far: validation accuracy, else validation loss, else training loss."""
 
@@ -592,6 +694,83 @@ class _Best:
 
 
 # ---------------------------------------------------------------------------- model helpers
+
+
+def _spec_name(spec: Any) -> str | None:
+    """A name for an optimizer, scheduler or strategy option that is the same in every run."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    if isinstance(spec, (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)):
+        return type(spec).__name__.lower()
+    return getattr(spec, "__qualname__", type(spec).__name__)
+
+
+def _fingerprint(model: nn.Module) -> dict[str, Any]:
+    """Which model a checkpoint belongs to: its card's name, builder and class count (or its class)."""
+    from ..factory import CARD_ATTRIBUTE
+
+    card = getattr(_unwrap(model), CARD_ATTRIBUTE, None)
+    if card is None:
+        return {"name": type(_unwrap(model)).__name__, "builder": None, "num_classes": None}
+    return {"name": card.name, "builder": card.builder, "num_classes": card.num_classes}
+
+
+def _describe(fingerprint: Mapping[str, Any]) -> str:
+    classes = fingerprint.get("num_classes")
+    return f"{fingerprint.get('name')}" + (f" with {classes} classes" if classes is not None else "")
+
+
+def _check_checkpoint(state: Any, path: Path) -> None:
+    """A zoo training checkpoint of this format, with every part a resume reads."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a zoo training checkpoint (it holds a {type(state).__name__}); "
+                              "point resume at a last.pt written by zoo, or start without resume")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a complete zoo training checkpoint (it lacks {', '.join(missing)}); "
+                              "point resume at a last.pt written by zoo, or start without resume")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']!r}, this zoo reads format "
+                              f"{CHECKPOINT_FORMAT}; start without resume")
+    if not isinstance(state["model"], Mapping):
+        raise CheckpointError(f"{path} holds no model weights (its 'model' is a {type(state['model']).__name__}); "
+                              "point resume at a last.pt written by zoo, or start without resume")
+
+
+def _check_same_model(saved: Mapping[str, Any] | None, current: Mapping[str, Any], saved_state: Mapping[str, Any],
+                      state: Mapping[str, Any], path: Path) -> None:
+    """The checkpoint was written for this model: same card, class count and weight names and shapes."""
+    differs = saved is not None and any(key in saved and saved[key] != current[key] for key in current)
+    mismatch = _state_mismatch(saved_state, state)
+    if differs or mismatch:
+        written = _describe(saved) if differs else f"other weights ({mismatch})"
+        raise CheckpointError(f"checkpoint {path} was written for {written}, this run trains {_describe(current)}; "
+                              "resume with the same model and classes, or start without resume in another folder")
+
+
+def _state_mismatch(saved: Mapping[str, Any], current: Mapping[str, torch.Tensor]) -> str | None:
+    extra, missing = sorted(set(saved) - set(current)), sorted(set(current) - set(saved))
+    if extra or missing:
+        name = (extra or missing)[0]
+        return f"{name!r} is {'only in the checkpoint' if extra else 'missing from the checkpoint'}"
+    for name, tensor in current.items():
+        shape = tuple(getattr(saved[name], "shape", ()))
+        if shape != tuple(tensor.shape):
+            return f"{name!r} has shape {list(shape)} there and {list(tensor.shape)} here"
+    return None
+
+
+def _require(name: str, value: Any, ok: bool, what: str) -> None:
+    if not ok:
+        raise InvalidArgumentError(f"{name} must be {what}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _resolve_strategy(spec: Any, model: nn.Module) -> Any:
