@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import non_negative_int
 from .output import print_json
 
 
@@ -10,7 +11,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("create", help="build a model and summarise it (parameters, trainable, output shape)")
     p.add_argument("name", help="model, recipe, alias, name.tag, local-dir:PATH or hf-hub:org/repo")
     p.add_argument("--pretrained", action="store_true", default=None, help="load the default (or tagged) weights")
-    p.add_argument("--num-classes", type=int, help="classes of a new head; 0 removes the head")
+    p.add_argument("--num-classes", type=non_negative_int, help="classes of a new head; 0 removes the head")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_create)
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_path
+from ..cli import non_negative_int, positive_float, positive_int
 from .output import print_json
 
 STRATEGIES = ("freeze_unfreeze", "no_freeze", "freeze", "unfreeze_milestones", "lora")
@@ -27,19 +26,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training data: a folder with one sub-folder per class, "
                                                  "or a CSV/JSONL file with text and label columns")
     p.add_argument("--val", help="validation data, laid out like --data (default: measure on --data)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=non_negative_int, default=3,
+                   help="passes over the data, 0 or more (default: %(default)s)")
     p.add_argument("--strategy", default=None, choices=STRATEGIES, help="what trains when (default: freeze_unfreeze)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=32, help="per process")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate, above 0 (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="samples per step and process, 1 or more")
     p.add_argument("--optimizer", default="adamw", choices=("adamw", "adam", "sgd"))
     p.add_argument("--scheduler", default="cosine", choices=("cosine", "onecycle", "linear", "constant"))
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
-    p.add_argument("--out", default="zoo-finetuned", help="where the fine-tuned model goes (default: %(default)s)")
+    p.add_argument("--out", default="zoo-finetuned",
+                   help="folder for the fine-tuned model (default: %(default)s): new or empty, or one zoo wrote "
+                        "before with --resume or --overwrite; the run's checkpoints go to OUT/checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in OUT/checkpoints")
-    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps inside an epoch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="use an --out that holds a model or other files: its contents are replaced by the new model")
+    p.add_argument("--checkpoint-every", type=positive_int,
+                   help="also checkpoint every N steps inside an epoch (N >= 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="data loading processes")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="data loading processes, 0 or more")
+    p.add_argument("--threads", type=non_negative_int,
+                   help="CPU threads for torch (default or 0: torch's choice, one per core)")
     p.add_argument("--scratch", action="store_true", help="start from random weights instead of pretrained ones")
     p.add_argument("--no-augment", action="store_true", help="no random crops or flips on the training data")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable files (with a warning)")
@@ -52,7 +58,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy, loss and confusion matrix of a model on labelled data")
     p.add_argument("model", help="a saved model's directory, or a model name")
     p.add_argument("--data", required=True)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64, help="1 or more")
     p.add_argument("--skip-bad", action="store_true")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
@@ -62,7 +68,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify files (images, audio) or texts with a model")
     p.add_argument("model", help="a saved model's directory, or a model name")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or audio files; for a text model, texts")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=positive_int, default=3, help="how many classes to show per input, 1 or more")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -77,11 +83,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .. import data as zdata
+    from ..finetune import run_dir
+
+    classes = zdata.class_names(args.data, text_column=args.text_column, label_column=args.label_column)
+    out = Path(args.out).expanduser()
+    if os.environ.get("RANK", "0") != "0":  # torchrun: the first process owns --out and publishes
+        return _finetune(args, classes, out, out / run_dir.RUN_FOLDER)
+    with run_dir.claim(out, overwrite=args.overwrite, resume=args.resume) as run:
+        return _finetune(args, classes, out, run)
+
+
+def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path) -> int:
+    """Train on the data and publish the best model to `out` (`run` is the run folder inside it)."""
+    from .. import data as zdata
+    from ..finetune import run_dir
     from ..finetune.trainer import Trainer
 
     import torch
 
-    classes = zdata.class_names(args.data, text_column=args.text_column, label_column=args.label_column)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # the new head's initial weights, so "accuracy before" repeats too
@@ -90,10 +109,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     train = zdata.dataset_for(model, args.data, train=True, augment=not args.no_augment, classes=classes, **columns)
     val = zdata.dataset_for(model, args.val or args.data, classes=classes, **columns)
     measured_on = "validation" if args.val else "training"
-    out = Path(args.out).expanduser()
     trainer = Trainer(
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, strategy=args.strategy, optimizer=args.optimizer,
-        scheduler=args.scheduler, precision=args.precision, checkpoint_dir=out / "checkpoints",
+        scheduler=args.scheduler, precision=args.precision, checkpoint_dir=run,
         checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed, num_workers=args.workers,
         labels=classes, progress=not args.quiet,
     )
@@ -101,7 +119,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     say(f"{len(train)} training and {len(val)} {measured_on} samples, {len(classes)} classes: "
           f"{', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''}")
     before = None
-    if not (args.resume and (out / "checkpoints" / "last.pt").exists()):
+    if not (args.resume and (run / "last.pt").exists()):
         before = Trainer(batch_size=args.batch_size, precision=args.precision, num_workers=args.workers,
                          progress=False, verbose=False).evaluate(model, val)
         say(f"accuracy before fine-tuning: {before['accuracy']:.1%} on the {measured_on} data")
@@ -114,7 +132,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if result.best_dir is None:
         say("nothing was trained (0 epochs)")
         return 0
-    _publish(result.best_dir, out)
+    run_dir.publish(result.best_dir, out)
     best = result.history[result.best_epoch - 1]
     after = best.get("val_accuracy")
     if after is not None:
@@ -145,15 +163,6 @@ def _create_for_training(name: str, *, num_classes: int, scratch: bool):
     card = get_card(name)
     pretrained = (card.pretrained or bool(card.recipe and card.recipe.options.get("pretrained"))) and not scratch
     return create(name, pretrained=pretrained, num_classes=num_classes)
-
-
-def _publish(best_dir: Path, out: Path) -> None:
-    """Copy the best model's files into OUT, each through a temporary name."""
-    out.mkdir(parents=True, exist_ok=True)
-    for item in sorted(best_dir.iterdir()):
-        if item.is_file():
-            with atomic_path(out / item.name) as tmp:
-                shutil.copyfile(item, tmp)
 
 
 # ---------------------------------------------------------------------------- evaluate and predict
@@ -252,14 +261,14 @@ def _prepare_inputs(model: Any, card: Any, inputs: list[str]) -> tuple[Any, list
     if card.modality == "image":
         from PIL import Image
 
-        from ..data.images import image_transform
+        from ..data.images import image_transform, to_rgb
 
         transform = image_transform(model)
         tensors = []
         for path in inputs:
             try:
                 with Image.open(path) as image:
-                    tensors.append(transform(image.convert("RGB")))
+                    tensors.append(transform(to_rgb(image)))  # as the training data was converted
             except OSError as exc:
                 raise DataError(f"cannot read image {path}: {exc}") from exc
         return (torch.stack(tensors),), inputs
