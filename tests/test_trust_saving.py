@@ -263,3 +263,15 @@ def test_push_to_hub_without_network_is_one_clear_error(tnet, monkeypatch, where
     message = str(caught.value)
     assert "\n" not in message and message.startswith("could not reach the Hub")
     assert "HF_HUB_OFFLINE" in message and "token" in message
+
+
+def test_the_trainer_saves_a_best_model_whose_buffers_hold_inf_masks_but_not_nan_parameters(tnet, tmp_path):
+    from zoo.finetune.checkpoint import NonFiniteError, save_best
+
+    tnet.register_buffer("mask", torch.tensor([float("-inf"), 0.0]))
+    save_best(tnet, tmp_path / "best")
+    assert (tmp_path / "best" / "model.safetensors").is_file()
+    with torch.no_grad():
+        next(tnet.parameters())[0] = float("nan")
+    with pytest.raises(NonFiniteError, match="NaN or Inf"):
+        save_best(tnet, tmp_path / "best")

@@ -11,7 +11,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -122,7 +122,7 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[
     previous copy is kept (`CheckpointError`).
     """
     directory = Path(directory)
-    check_finite(model.state_dict(), f"the model to be saved in {directory}")
+    check_finite(model, f"the model to be saved in {directory}")
 
     def fill(staging: Path) -> None:
         save_model(model, staging, labels=labels)
@@ -139,16 +139,13 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[
     return directory
 
 
-def check_finite(tensors: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
-    """Raise `NonFiniteError` naming the first floating-point tensor with a NaN or Inf (`hint` ends the message)."""
-    names = [name for name, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point()]
-    if not names:
-        return
-    device = tensors[names[0]].device
-    finite = torch.stack([tensors[name].detach().isfinite().all().to(device) for name in names]).cpu()
-    if not bool(finite.all()):  # one synchronisation for the whole model
-        first = names[int((~finite).nonzero()[0])]
-        raise NonFiniteError(f"{what} has NaN or Inf values (first in {first!r}) and was not saved{hint}")
+def check_finite(model: torch.nn.Module, what: str, hint: str = "") -> None:
+    """Raise `NonFiniteError` naming the first parameter with a NaN or Inf (`hint` ends the message)."""
+    from ..weights.saving import first_nonfinite_parameter
+
+    name = first_nonfinite_parameter(model)
+    if name is not None:
+        raise NonFiniteError(f"{what} has NaN or Inf values (first in {name!r}) and was not saved{hint}")
 
 
 def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None = None) -> None:

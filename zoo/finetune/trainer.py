@@ -578,7 +578,7 @@ class Trainer:
     def _check_numerics(self, model: nn.Module) -> None:
         """Nothing non-finite is saved: the losses so far and the weights must be finite."""
         self._check_losses()
-        ckpt.check_finite(model.state_dict(), f"the model after epoch {self.epoch + 1}, step {self.step}",
+        ckpt.check_finite(model, f"the model after epoch {self.epoch + 1}, step {self.step}",
                           hint=f"; {self._numerics_advice()}")
 
     def _numerics_advice(self) -> str:

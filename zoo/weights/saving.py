@@ -204,17 +204,26 @@ def _copy_side_files(card: ModelCard, directory: Path) -> list[str]:
     return copied
 
 
-def check_finite_parameters(model: nn.Module) -> None:
-    """Raise `WeightsError` naming the first parameter that holds NaN or Inf.
+def first_nonfinite_parameter(model: nn.Module) -> str | None:
+    """The name of the first parameter holding NaN or Inf, or None; one device synchronisation.
 
     Buffers are not checked: some models keep ``-inf`` attention masks in them on purpose.
     """
-    for name, parameter in model.named_parameters():
-        if parameter.is_meta or not (parameter.is_floating_point() or parameter.is_complex()):
-            continue
-        if not bool(torch.isfinite(parameter.detach()).all()):
-            raise WeightsError(f"cannot save: parameter {name} holds NaN or Inf values (training diverged?); "
-                               "save a checkpoint from before, or train again with a lower learning rate")
+    named = [(name, p) for name, p in model.named_parameters()
+             if not p.is_meta and (p.is_floating_point() or p.is_complex())]
+    if not named:
+        return None
+    device = named[0][1].device
+    finite = torch.stack([p.detach().isfinite().all().to(device) for _, p in named]).cpu()
+    return None if bool(finite.all()) else named[int((~finite).nonzero()[0])][0]
+
+
+def check_finite_parameters(model: nn.Module) -> None:
+    """Raise `WeightsError` naming the first parameter that holds NaN or Inf."""
+    name = first_nonfinite_parameter(model)
+    if name is not None:
+        raise WeightsError(f"cannot save: parameter {name} holds NaN or Inf values (training diverged?); "
+                           "save a checkpoint from before, or train again with a lower learning rate")
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence[str] | None = None,
