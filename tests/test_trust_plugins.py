@@ -131,14 +131,16 @@ def test_plugin_claiming_a_builtin_name_breaks_only_that_name(site, capsys, hub)
 
 
 def test_models_named_like_hubconf_names_leave_torch_hub_working(site, monkeypatch, hub):
-    install(site, "odd", "dependencies", "class", "my-net", "sorted", "tiny_net")
+    install(site, "odd", "dependencies", "class", "my-net", "create", "sorted", "tiny_net")
     only(monkeypatch, "odd")
 
-    assert sorted(hub.list("owner/zoo", trust_repo=True)) == ["sorted", "tiny_net"]
+    # "create" is hubconf's generic entry, not the model of that name
+    assert sorted(hub.list("owner/zoo", trust_repo=True)) == ["create", "sorted", "tiny_net"]
     assert hub.load(str(REPO), "tiny_net", source="local", num_classes=2).out_features == 2
     assert "model tiny_net" in hub.help("owner/zoo", "tiny_net", trust_repo=True)
-    for name in ("dependencies", "class", "my-net"):  # not hub entries, still models
+    for name in ("dependencies", "class", "my-net", "create"):  # not hub entries, still models
         assert zoo.create(name).out_features == 4
+        assert hub.load(str(REPO), "create", name, source="local").out_features == 4
 
 
 # ---------------------------------------------------------------------------- failures in plugin code

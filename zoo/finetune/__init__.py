@@ -12,7 +12,7 @@ from .groups import layer_groups, param_groups
 from .heads import get_head, reset_head
 
 __all__ = [
-    "BN_POLICIES", "Callback", "FitResult", "apply_lora", "cached_features", "evaluate", "fit", "freeze",
+    "BN_POLICIES", "Callback", "CheckpointError", "FitResult", "NonFiniteError", "OutputError", "apply_lora", "cached_features", "evaluate", "fit", "freeze",
     "get_head", "get_strategy", "layer_groups",
     "merge_lora", "merged_state_dict", "param_groups", "reset_head", "Strategy", "Trainer", "unfreeze",
 ]
@@ -21,6 +21,7 @@ _LAZY = {
     "get_strategy": ".strategies", "Strategy": ".strategies",
     "cached_features": ".feature_cache",
     "apply_lora": ".lora", "merge_lora": ".lora", "merged_state_dict": ".lora",
+    "CheckpointError": ".checkpoint", "NonFiniteError": ".checkpoint", "OutputError": ".run_dir",
     "fit": ".trainer", "Trainer": ".trainer", "Callback": ".trainer", "FitResult": ".trainer", "evaluate": ".trainer",
 }
 
