@@ -23,6 +23,7 @@ from .errors import (
     ZooError,
 )
 from .factory import card_of, create
+from .names import is_saved_name
 from .plugins import PluginInfo, list_plugins
 from .registry import Registry, default_registry
 
@@ -69,7 +70,7 @@ def get_card(name: str) -> ModelCard:
     """
     if not isinstance(name, str):
         raise InvalidArgumentError(f"a model name is a string such as 'resnet50' or 'local-dir:PATH', got {name!r}")
-    if name.startswith(("local-dir:", "hf-hub:")):
+    if is_saved_name(name):
         from .weights.saved import saved_card
 
         return saved_card(name)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ._imports import import_object
 from .cards import ModelCard
+from .names import SAVED_PREFIXES
 from .errors import InvalidArgumentError, PluginError, ZooError
 from .registry import Resolved, default_registry
 from .trust import check_registered
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 CARD_ATTRIBUTE = "zoo_card"
-SAVED_PREFIXES = ("local-dir:", "hf-hub:")
 MAX_CLASSES = 1_000_000
 MAX_IMAGE_SIDE = 16_384
 IMAGE_SIZE_KEYS = ("image_size", "img_size", "input_size")

@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from ._env import env_flag
 from ._imports import import_object
 from .errors import CardError, PluginError
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 GROUP = "zoo.plugins"
-_TRUE = {"1", "true", "yes", "on"}
 SLOW_PLUGIN_SECONDS = 3.0  # after this long importing and registering one plugin, say which one
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def _env_list(name: str) -> set[str]:
 
 
 def _env_flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    return default if raw is None or raw == "" else raw.strip().lower() in _TRUE
+    return env_flag(name, default)
 
 
 def strict_mode() -> bool:

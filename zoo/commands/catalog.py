@@ -5,6 +5,7 @@ import argparse
 
 from ..cards import ModelCard
 from ..errors import ZooError
+from ..names import is_saved_name
 from ..plugins import list_plugins
 from ..registry import Registry, default_registry
 from .output import print_json, print_table
@@ -70,7 +71,7 @@ def _weights_cell(row: dict) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    if args.name.startswith(("local-dir:", "hf-hub:")):
+    if is_saved_name(args.name):
         from .. import get_card
 
         card, plugin, distribution = get_card(args.name), "saved model", args.name

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .._files import write_text_atomic
 from ..errors import InvalidArgumentError, WeightsError, ZooError
+from ..names import HUB_PREFIX
 
 if TYPE_CHECKING:
     import tokenizers
@@ -36,7 +37,7 @@ TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.txt"
 TOKENIZER_ATTRIBUTE = "zoo_tokenizer"
 _PAD_TOKENS = ("[PAD]", "<pad>", "<PAD>")
-_HUB = "hf-hub:"
+_HUB = HUB_PREFIX
 
 
 class TextTokenizer:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
+from .._progress import progress_bar
 from ..errors import InvalidArgumentError, ZooError
 from . import batches
 from . import checkpoint as ckpt
@@ -858,15 +859,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _progress(enabled: bool, total: int, initial: int, description: str):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=description, leave=False, dynamic_ncols=True, mininterval=0.5)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None: ...
-    def set_postfix(self, **kwargs: Any) -> None: ...
-    def close(self) -> None: ...
+def _progress(enabled: bool, total: int, initial: int, description: str) -> Any:
+    return progress_bar(enabled=enabled, total=total, initial=initial, description=description, leave=False,
+                        dynamic_ncols=True, mininterval=0.5)

@@ -22,14 +22,13 @@ from ..cards import ImageInput, ModelCard, Recipe
 from ..errors import CardError, DuplicateModelError, InvalidArgumentError, UntrustedCodeError, WeightsError
 from ..factory import (MAX_IMAGE_SIDE, attach_card, call_builder, card_of, check_input_sizes, check_kwargs,
                        checked_num_classes, import_builder)
+from ..names import HUB_PREFIX, LOCAL_PREFIX
 from ..trust import check_registered
 from .formats import StateDict, read_state_dict
 from .loading import apply_key_map, build_and_load, import_function, with_location
 from .saving import CONFIG_NAME, check_saved_weights
 from .sources import check_hub_repo_id, hf_snapshot
 
-LOCAL_PREFIX = "local-dir:"
-HUB_PREFIX = "hf-hub:"
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.md", "*.model"]
 _PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")

@@ -29,10 +29,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
+from .._env import env_flag
+from .._progress import progress_bar
 from ..cards import ModelCard, WeightsCard
 from ..errors import WeightsError
+from ..names import HUB_PREFIX
 from .verify import check_digest, check_file, file_hasher, hash_from_filename, remember_verified
 
 try:
@@ -40,11 +43,10 @@ try:
 except ImportError:  # Windows: no flock; each download then writes a partial file of its own
     fcntl = None
 
-HF_PREFIX = "hf-hub:"
+HF_PREFIX = HUB_PREFIX
 DEFAULT_HF_FILENAME = "model.safetensors"
 # Small files a family may need beside the weights (tokenizers, configs).
 SIDE_FILE_PATTERNS = ("*.json", "*.txt", "*.model", "*.tiktoken")
-_TRUE = {"1", "true", "yes", "on"}
 _OFFLINE = "offline mode is on (HF_HUB_OFFLINE=1 or ZOO_OFFLINE=1)"
 # huggingface_hub's `validate_repo_id` rules, so a name is refused the same way without importing it.
 _HUB_NAME_PART = re.compile(r"\w(?:[\w.-]{0,94}\w)?", re.ASCII)
@@ -107,7 +109,7 @@ def expected_sha256(weights: WeightsCard, source: Source) -> str | None:
 
 def offline() -> bool:
     """``HF_HUB_OFFLINE=1`` (or ``ZOO_OFFLINE=1``): use caches only, never the network."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "ZOO_OFFLINE"))
+    return env_flag("HF_HUB_OFFLINE") or env_flag("ZOO_OFFLINE")
 
 
 def hub_cache_dir() -> str | None:
@@ -457,22 +459,6 @@ def _copy_limited(response: http.client.HTTPResponse, out: BinaryIO, digest: has
     return received
 
 
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n: int) -> None:
-        pass
-
-
-def _progress(total: int | None, initial: int, name: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # torch.hub users may not have tqdm
-        return _NoBar()
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name)
+def _progress(total: int | None, initial: int, name: str, enabled: bool) -> Any:
+    return progress_bar(enabled=enabled, total=total, initial=initial, description=name, unit="B", unit_scale=True,
+                        unit_divisor=1024)

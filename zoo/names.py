@@ -1,0 +1,11 @@
+"""The forms a model name takes besides a registered name: ``local-dir:PATH`` and ``hf-hub:org/repo``."""
+from __future__ import annotations
+
+LOCAL_PREFIX = "local-dir:"
+HUB_PREFIX = "hf-hub:"
+SAVED_PREFIXES = (LOCAL_PREFIX, HUB_PREFIX)
+
+
+def is_saved_name(name: str) -> bool:
+    """Whether `name` points at a saved folder or a Hub repo rather than a registered model."""
+    return name.startswith(SAVED_PREFIXES)
