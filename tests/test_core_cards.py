@@ -54,7 +54,11 @@ def test_input_and_weights_given_as_plain_mappings_become_typed():
     assert isinstance(c.input, ImageInput) and c.input.size == 64
     assert isinstance(c.weights["v1"], WeightsCard)
     assert c.input_for("v1").size == 96 and c.input_for(None).size == 96
-    assert c.classes() == 2 and c.pretrained
+    assert c.class_count() == 2 and c.has_weights
+    with pytest.warns(DeprecationWarning, match="has_weights"):
+        assert c.pretrained
+    with pytest.warns(DeprecationWarning, match="class_count"):
+        assert c.classes() == 2
 
 
 def test_cards_round_trip_through_json():

@@ -85,7 +85,7 @@ def test_every_card_builds_with_its_head_and_layer_groups(card):
     else:
         head = model.get_submodule(card.head)
         assert card.layer_groups[-1] == card.head
-        assert head.out_features == card.classes() and head.in_features == card.num_features
+        assert head.out_features == card.class_count() and head.in_features == card.num_features
     if card.family != "kws":
         assert card.layer_groups[0] == "feature_extractor"
         assert len(card.layer_groups) == card.defaults["encoder_num_layers"] + 4 + (card.head is not None)

@@ -22,7 +22,8 @@ from .errors import (
     WeightsError,
     ZooError,
 )
-from .factory import card_of, create
+from .cards import card_of
+from .factory import create
 from .names import is_saved_name
 from .plugins import PluginInfo, list_plugins
 from .registry import Registry, default_registry

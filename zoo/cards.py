@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from .errors import CardError
+from .errors import CardError, ZooError
 
 MODALITIES = ("image", "text", "audio")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -349,11 +350,24 @@ class ModelCard:
             object.__setattr__(self, "recipe", _wrap(owner, "recipe", lambda: Recipe.from_dict(self.recipe)))
 
     @property
-    def pretrained(self) -> bool:
+    def has_weights(self) -> bool:
         """True when the card has at least one set of weights."""
         return bool(self.weights)
 
+    @property
+    def pretrained(self) -> bool:
+        """Deprecated spelling of `has_weights` (it reads like ``create(pretrained=)``, which loads them)."""
+        warnings.warn("ModelCard.pretrained is deprecated; use ModelCard.has_weights", DeprecationWarning,
+                      stacklevel=2)
+        return self.has_weights
+
     def classes(self, tag: str | None = None) -> int | None:
+        """Deprecated spelling of `class_count` (it returns a count, not the classes)."""
+        warnings.warn("ModelCard.classes() is deprecated; use ModelCard.class_count()", DeprecationWarning,
+                      stacklevel=2)
+        return self.class_count(tag)
+
+    def class_count(self, tag: str | None = None) -> int | None:
         """Classes the model outputs: `num_classes`, else the builder default, else the weights'."""
         if self.num_classes is not None:
             return self.num_classes
@@ -413,3 +427,22 @@ def _to_dict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_to_dict(v) for v in obj]
     return obj
+
+
+# ---------------------------------------------------------------------------- a card on a module
+
+CARD_ATTRIBUTE = "zoo_card"
+
+
+def attach_card(model: Any, card: ModelCard) -> None:
+    """Attach a card to a module (a plain attribute: not a parameter, buffer or submodule)."""
+    object.__setattr__(model, CARD_ATTRIBUTE, card)
+
+
+def card_of(model: Any) -> ModelCard:
+    """The card a zoo-created module carries."""
+    card = getattr(model, CARD_ATTRIBUTE, None)
+    if not isinstance(card, ModelCard):
+        raise ZooError(f"this {type(model).__name__} carries no zoo card; create it with zoo.create(...) "
+                       "or attach one with zoo.cards.attach_card(model, card)")
+    return card

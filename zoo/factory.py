@@ -10,16 +10,17 @@ import inspect
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ._imports import import_object
-from .cards import ModelCard
+from .cards import CARD_ATTRIBUTE, ModelCard, attach_card, card_of
 from .names import SAVED_PREFIXES
 from .errors import InvalidArgumentError, PluginError, ZooError
 from .registry import Resolved, default_registry
 from .trust import check_registered
 
+__all__ = ["CARD_ATTRIBUTE", "attach_card", "build", "card_of", "create"]  # card helpers kept here for old imports
+
 if TYPE_CHECKING:
     import torch
 
-CARD_ATTRIBUTE = "zoo_card"
 MAX_CLASSES = 1_000_000
 MAX_IMAGE_SIDE = 16_384
 IMAGE_SIZE_KEYS = ("image_size", "img_size", "input_size")
@@ -102,7 +103,7 @@ def build(
             builder_kwargs["num_classes"] = num_classes
         model = call_builder(card, builder, builder_kwargs)
 
-    built_classes = builder_kwargs.get("num_classes", card.classes(tag))
+    built_classes = builder_kwargs.get("num_classes", card.class_count(tag))
     card = dataclasses.replace(card, defaults=builder_kwargs, default_weights=tag, num_classes=built_classes)
     attach_card(model, card)
     if num_classes is not None and num_classes != built_classes:
@@ -139,20 +140,6 @@ def check_input_sizes(options: Mapping[str, Any]) -> None:
         sides = value if isinstance(value, (tuple, list)) else (value,)
         if any(isinstance(side, int) and not 0 < side <= MAX_IMAGE_SIDE for side in sides):
             raise InvalidArgumentError(f"{key} must be from 1 to {MAX_IMAGE_SIDE} pixels a side, got {value!r}")
-
-
-def attach_card(model: "torch.nn.Module", card: ModelCard) -> None:
-    """Attach a card to a module (plain attribute; not a parameter, buffer or submodule)."""
-    object.__setattr__(model, CARD_ATTRIBUTE, card)
-
-
-def card_of(model: "torch.nn.Module") -> ModelCard:
-    """The card a zoo-created module carries."""
-    card = getattr(model, CARD_ATTRIBUTE, None)
-    if card is None:
-        raise ZooError(f"this {type(model).__name__} carries no zoo card; create it with zoo.create(...) "
-                       "or attach one with zoo.factory.attach_card(model, card)")
-    return card
 
 
 def import_builder(card: ModelCard) -> Callable[..., Any]:

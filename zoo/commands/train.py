@@ -161,7 +161,7 @@ def _create_for_training(name: str, *, num_classes: int, scratch: bool):
     if os.path.isdir(name):
         return create(f"local-dir:{name}", pretrained=not scratch, num_classes=num_classes)
     card = get_card(name)
-    pretrained = (card.pretrained or bool(card.recipe and card.recipe.options.get("pretrained"))) and not scratch
+    pretrained = (card.has_weights or bool(card.recipe and card.recipe.options.get("pretrained"))) and not scratch
     return create(name, pretrained=pretrained, num_classes=num_classes)
 
 

@@ -296,7 +296,7 @@ def _transformers_card(config: Mapping[str, Any], where: Path, *, task: str | No
         if to_kwargs else {}
     builder_kwargs = {**card.defaults, **derived, **(kwargs or {})}
     labels = _config_labels(config)
-    built_classes = builder_kwargs.get("num_classes", card.classes())
+    built_classes = builder_kwargs.get("num_classes", card.class_count())
     extra = {**card.extra, **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
                                extra=extra)
