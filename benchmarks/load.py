@@ -35,7 +35,7 @@ if mode == "plain":
     from safetensors.torch import load_file
 else:
     import dataclasses, zoo, zoo.registry
-    from zoo.weights import build_pretrained  # noqa: F401  (import cost outside the timing)
+    import zoo.weights.pretrained  # noqa: F401  (import cost outside the timing)
     try:
         card = zoo.get_card(model_name)
     except zoo.ZooError:

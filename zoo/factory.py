@@ -1,29 +1,31 @@
-"""`zoo.create`: name -> card -> builder -> weights -> head -> freezing.
+"""`zoo.create`: a name -> a build plan from its source -> one assembly (builder, weights, head, freezing).
 
-torch and the plugin's model code are imported here, inside the functions, so that
-`import zoo` and listing stay free of them.
+Each source only says what it knows (`zoo.builders.BuildPlan`): a registered name with its card
+and weights (here and in `zoo.weights.pretrained`), a saved folder or Hub repo
+(`zoo.weights.saved`). `assemble` does the rest for all of them, and imports the builder only
+through `zoo.builders.import_builder`, where the trust rule lives.
+
+torch and the plugin's model code are imported inside the functions, so that `import zoo` and
+listing stay free of them.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ._imports import import_object
-from .cards import CARD_ATTRIBUTE, ModelCard, attach_card, card_of
-from .names import SAVED_PREFIXES
-from .errors import InvalidArgumentError, PluginError, ZooError
+from .arguments import check_input_sizes, checked_num_classes, checked_pretrained
+from .builders import BuildPlan, accepts, call_builder, check_kwargs, import_builder
+from .cards import CARD_ATTRIBUTE, attach_card, card_of
+from .errors import InvalidArgumentError, ZooError
+from .names import SAVED_PREFIXES, is_saved_name
 from .registry import Resolved, default_registry
-from .trust import check_registered
 
-__all__ = ["CARD_ATTRIBUTE", "attach_card", "build", "card_of", "create"]  # card helpers kept here for old imports
+# Kept importable from here for code written before they moved beside the card and the builder.
+__all__ = ["CARD_ATTRIBUTE", "SAVED_PREFIXES", "BuildPlan", "accepts", "assemble", "attach_card", "build", "call_builder", "card_of",
+           "check_kwargs", "create", "import_builder"]
 
 if TYPE_CHECKING:
     import torch
-
-MAX_CLASSES = 1_000_000
-MAX_IMAGE_SIDE = 16_384
-IMAGE_SIZE_KEYS = ("image_size", "img_size", "input_size")
 
 
 def create(
@@ -53,10 +55,12 @@ def create(
         raise InvalidArgumentError(f"a model name is a string such as 'resnet50' or 'local-dir:PATH', got {name!r}")
     checked_pretrained(pretrained)
     checked_num_classes(num_classes)
-    if name.startswith(SAVED_PREFIXES):
-        from .weights import create_saved
+    if is_saved_name(name):
+        from .weights.saved import saved_plan  # reads files with torch and safetensors
 
-        return create_saved(name, pretrained=pretrained, num_classes=num_classes, freeze=freeze, **kwargs)
+        freeze_bn = kwargs.pop("freeze_bn", "frozen")
+        plan = saved_plan(name, pretrained=pretrained, **kwargs)
+        return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
     resolved = default_registry().resolve(name)
     return build(resolved, pretrained=pretrained, num_classes=num_classes, freeze=freeze, **kwargs)
 
@@ -83,6 +87,14 @@ def build(
     freeze_bn = options.pop("freeze_bn", "frozen")
     check_input_sizes(options)
 
+    plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=num_classes)
+    return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+
+
+def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bool,
+                  num_classes: int | None) -> BuildPlan:
+    """The plan for a registered model: its card, the builder's keywords, and its weights when `pretrained`."""
+    card = resolved.card
     tag = None
     if pretrained:
         tag = resolved.tag or card.default_weights
@@ -91,101 +103,57 @@ def build(
                            f"or see `zoo list --pretrained` for models that have them")
     builder = import_builder(card)
     builder_kwargs = {**card.defaults, **options}
-    check_kwargs(card, builder, builder_kwargs)
-
+    check_kwargs(card, builder, builder_kwargs)  # before any download
+    takes_classes = accepts(builder, "num_classes")
     if tag is not None:
-        from .weights import build_pretrained
+        from .weights.pretrained import pretrained_plan  # reads weights with torch
 
-        model = build_pretrained(builder, builder_kwargs, card, tag, num_classes=num_classes)
-        card = getattr(model, CARD_ATTRIBUTE, card)  # carries extra["weights_location"]
-    else:
-        if num_classes and accepts(builder, "num_classes"):
-            builder_kwargs["num_classes"] = num_classes
-        model = call_builder(card, builder, builder_kwargs)
+        return pretrained_plan(card, tag, builder_kwargs, takes_classes=takes_classes, num_classes=num_classes)
+    if num_classes and takes_classes:
+        builder_kwargs["num_classes"] = num_classes
+    built_classes = builder_kwargs.get("num_classes", card.class_count())
+    return BuildPlan(card=dataclasses.replace(card, defaults=builder_kwargs, default_weights=None,
+                                              num_classes=built_classes))
 
-    built_classes = builder_kwargs.get("num_classes", card.class_count(tag))
-    card = dataclasses.replace(card, defaults=builder_kwargs, default_weights=tag, num_classes=built_classes)
-    attach_card(model, card)
-    if num_classes is not None and num_classes != built_classes:
-        from .finetune.heads import reset_head
 
+def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = None,
+             freeze_bn: str = "frozen") -> "torch.nn.Module":
+    """Build what a plan describes: import the builder, build (lean when there are weights), load,
+    replay a saved head, attach the card, then give it `num_classes` outputs and `freeze` it."""
+    from .finetune.heads import reset_head  # torch
+    from .weights.loading import build_module  # torch
+
+    card = plan.card
+    builder = import_builder(card)
+    kwargs = plan.kwargs
+    check_kwargs(card, builder, kwargs)
+
+    def prepare(model: "torch.nn.Module") -> None:
+        attach_card(model, card)
+        if plan.saved_head is not None and card.head:
+            _replay_head(model, plan.saved_head)
+
+    model = build_module(card, builder, kwargs, plan.state, head_optional=plan.head_optional, where=plan.where,
+                         prepare=prepare)
+    if plan.location is not None:
+        attach_card(model, dataclasses.replace(card, extra={**card.extra, "weights_location": plan.location}))
+    if num_classes is not None and num_classes != card.num_classes:
         reset_head(model, num_classes)
     if freeze is not None:
-        from .finetune.freezing import freeze as freeze_model
+        from .finetune.freezing import freeze as freeze_model  # torch
 
         freeze_model(model, freeze, bn=freeze_bn)
     return model
 
 
-def checked_pretrained(value: Any) -> bool | None:
-    """`pretrained` is True, False or None (the card's or recipe's choice); anything else is an error."""
-    if value is not None and not isinstance(value, bool):
-        raise InvalidArgumentError(f"pretrained must be True or False, got {value!r}")
-    return value
+def _replay_head(model: "torch.nn.Module", saved_classes: int) -> None:
+    """Give a freshly built model the head it had when saved (what `reset_head` did before saving)."""
+    from torch import nn
 
+    from .finetune.heads import get_head, output_layer, reset_head
 
-def checked_num_classes(value: Any) -> int | None:
-    """`num_classes` is None or an integer from 0 (no head) to `MAX_CLASSES`."""
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CLASSES:
-        raise InvalidArgumentError(f"num_classes must be an integer from 0 to {MAX_CLASSES:,}, got {value!r}")
-    return value
-
-
-def check_input_sizes(options: Mapping[str, Any]) -> None:
-    """Refuse image sizes no model is built for (they only exhaust memory): at most `MAX_IMAGE_SIDE` pixels."""
-    for key in IMAGE_SIZE_KEYS:
-        value = options.get(key)
-        sides = value if isinstance(value, (tuple, list)) else (value,)
-        if any(isinstance(side, int) and not 0 < side <= MAX_IMAGE_SIDE for side in sides):
-            raise InvalidArgumentError(f"{key} must be from 1 to {MAX_IMAGE_SIDE} pixels a side, got {value!r}")
-
-
-def import_builder(card: ModelCard) -> Callable[..., Any]:
-    """Import the builder a card names, once an installed plugin is known to register it.
-
-    An import failure names the card's plugin.
-    """
-    check_registered(card.builder, what=f"the card of model {card.name!r}")
-    try:
-        return import_object(card.builder)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
-
-
-def accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether `fn` takes keyword `name`, explicitly or through ``**kwargs``."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return True
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-    """Reject keywords a builder does not name (builders with ``**kwargs`` are checked when called)."""
-    try:
-        params = inspect.signature(builder).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(kwargs) - set(params))
-    if unknown:
-        known = ["pretrained", "num_classes", "freeze", "freeze_bn"]
-        known += sorted(n for n, p in params.items()
-                        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in known)
-        raise InvalidArgumentError(
-            f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; it takes {', '.join(known)}"
-        )
-
-
-def call_builder(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any]) -> "torch.nn.Module":
-    """Call a builder, turning "unexpected keyword" TypeErrors into a clear zoo error."""
-    try:
-        return builder(**kwargs)
-    except TypeError as exc:
-        if "unexpected keyword argument" in str(exc) or "got an unexpected" in str(exc):
-            raise InvalidArgumentError(f"model {card.name!r} rejected its arguments: {exc}") from exc
-        raise
+    _, head = get_head(model)
+    found = output_layer(head)
+    outputs = getattr(found[1], "out_features", getattr(found[1], "out_channels", None)) if found else None
+    if (saved_classes == 0 and not isinstance(head, nn.Identity)) or (saved_classes and outputs != saved_classes):
+        reset_head(model, saved_classes)

@@ -2,8 +2,9 @@
 
     fetch(card, tag)            download or find a card's weights, checked against its sha256
     is_cached(card, tag)        whether they are on disk already (for offline use)
-    build_pretrained(...)       build a model with its weights (meta device + memory-mapped file)
-    create_saved(name, ...)     zoo.create("local-dir:DIR") / zoo.create("hf-hub:org/repo")
+    pretrained_plan(...)        a registered card's weights, fetched, verified and read, as a build plan
+    saved_plan(name, ...)       the same for zoo.create("local-dir:DIR") / zoo.create("hf-hub:org/repo")
+    build_and_load(...)         build a module on the meta device and assign a memory-mapped file's tensors
     save_pretrained(model, dir) config.json + model.safetensors + README.md
     push_to_hub(model, repo_id) the same files, uploaded with huggingface_hub
 
@@ -19,17 +20,17 @@ from .sources import cached_path, fetch, is_cached, offline
 from .verify import zoo_cache_dir
 
 _LAZY = {
-    "build_pretrained": ".loading",
     "build_and_load": ".loading",
-    "create_saved": ".saved",
+    "pretrained_plan": ".pretrained",
+    "saved_plan": ".saved",
     "save_pretrained": ".saving",
     "push_to_hub": ".saving",
     "read_state_dict": ".formats",
     "write_safetensors": ".formats",
 }
 
-__all__ = ["build_pretrained", "cached_path", "create_saved", "fetch", "is_cached", "offline", "push_to_hub",
-           "read_state_dict", "save_pretrained", "write_safetensors", "zoo_cache_dir"]
+__all__ = ["build_and_load", "cached_path", "fetch", "is_cached", "offline", "pretrained_plan", "push_to_hub",
+           "read_state_dict", "save_pretrained", "saved_plan", "write_safetensors", "zoo_cache_dir"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from .._imports import import_object
+from ..builders import call_builder
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError, WeightsError
 from ..trust import check_registered
 from .formats import StateDict, read_state_dict
-from .sources import fetch, parse_source, remove_cached, weights_of
 
 log = logging.getLogger(__name__)
 _ON_META = threading.local()  # depth > 0 while this thread builds with parameters_on_meta
@@ -70,8 +70,6 @@ def parameters_on_meta() -> Iterator[None]:
 
 def instantiate(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any], *, lean: bool = True) -> tuple[nn.Module, bool]:
     """Build the module, on meta if `lean` and possible. Returns (module, built_on_meta)."""
-    from ..factory import call_builder
-
     if lean:
         try:
             with parameters_on_meta():
@@ -239,6 +237,19 @@ def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[st
     return model
 
 
+def build_module(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any],
+                 state: Mapping[str, torch.Tensor] | None, *, head_optional: bool, where: str,
+                 prepare: Callable[[nn.Module], None] | None = None) -> nn.Module:
+    """Build a module, with `state` loaded when given; `prepare` runs between building and loading."""
+    if state is not None:
+        return build_and_load(card, builder, kwargs, state, head_optional=head_optional, where=where,
+                              prepare=prepare)
+    model = call_builder(card, builder, kwargs)
+    if prepare is not None:
+        prepare(model)
+    return model
+
+
 def import_function(spec: str, what: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``, once a registered card is known to name it."""
     check_registered(spec, what=what)
@@ -255,47 +266,3 @@ def apply_key_map(state: StateDict, spec: str | None, what: str) -> StateDict:
     if not isinstance(mapped, Mapping):
         raise WeightsError(f"key map {spec!r} of {what} returned {type(mapped).__name__}, not a mapping of tensors")
     return dict(mapped)
-
-
-def with_location(card: ModelCard, location: Path | str) -> ModelCard:
-    """The card, with ``extra["weights_location"]`` naming where its weights were read from."""
-    return dataclasses.replace(card, extra={**card.extra, "weights_location": str(location)})
-
-
-# ---------------------------------------------------------------------------- zoo.create(..., pretrained=True)
-
-
-def build_pretrained(builder: Callable[..., Any], builder_kwargs: dict[str, Any], card: ModelCard, tag: str,
-                     *, num_classes: int | None = None) -> nn.Module:
-    """Build `card`'s model with the weights `card.weights[tag]`.
-
-    The model is built with the weights' class count so that every key loads strictly; if the
-    caller asks for another positive `num_classes` and the builder takes it, the model is built
-    with that many classes directly and only the head's keys are left out. `builder_kwargs` is
-    updated in place with the class count used. The returned module carries the card, with
-    ``extra["weights_location"]`` set.
-    """
-    from ..factory import accepts, attach_card
-
-    weights = weights_of(card, tag)
-    what = f"{card.name}.{tag}"
-    path = fetch(card, tag)
-    takes_classes = accepts(builder, "num_classes")
-    head_optional = weights.num_classes is None
-    if takes_classes and weights.num_classes is not None:
-        if num_classes and num_classes != weights.num_classes and card.head:
-            builder_kwargs["num_classes"] = num_classes
-            head_optional = True
-        else:
-            builder_kwargs["num_classes"] = weights.num_classes
-    try:
-        state = read_state_dict(path)
-    except WeightsError:
-        if parse_source(weights).kind != "local":
-            remove_cached(path)
-        raise
-    state = apply_key_map(state, weights.key_map, what)
-    model = build_and_load(card, builder, builder_kwargs, state, head_optional=head_optional, where=f"{what} ({path})")
-    location = path.parent if parse_source(weights).kind == "hf-hub" else path
-    attach_card(model, with_location(card, location))
-    return model

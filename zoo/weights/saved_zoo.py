@@ -1,0 +1,79 @@
+"""zoo's own saved format: ``config.json`` with a ``"zoo"`` key and the card the model was built from.
+
+The card names its builder; `zoo.builders.import_builder` imports it only if an installed plugin
+registered the same builder. The head is rebuilt as it was saved, and the weights are checked
+against the sha256 recorded at save time.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..arguments import MAX_IMAGE_SIDE, check_input_sizes, checked_num_classes
+from ..builders import BuildPlan
+from ..cards import ImageInput, ModelCard
+from ..errors import CardError, InvalidArgumentError, WeightsError
+from ..trust import check_registered
+from .formats import read_state_dict
+from .saved_folder import weights_file
+from .saving import CONFIG_NAME, check_saved_weights
+
+
+def zoo_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any], *, load: bool) -> BuildPlan:
+    """The plan to rebuild a model saved by `save_pretrained` (with its weights when `load`)."""
+    where = directory / CONFIG_NAME
+    card, saved_classes = zoo_card(config, where)
+    check_registered(card.builder, what=str(where))
+    card = dataclasses.replace(card, defaults={**card.defaults, **kwargs})
+    if not load:
+        return BuildPlan(card=card, saved_head=saved_classes, where=str(where))
+    path = weights_file(directory)
+    check_saved_weights(directory, config, path)
+    return BuildPlan(card=card, state=read_state_dict(path), saved_head=saved_classes, where=str(path),
+                     location=str(directory))
+
+
+def zoo_card(config: Mapping[str, Any], where: Path) -> tuple[ModelCard, int | None]:
+    """The card a zoo config holds, with its saved labels; and the class count the saved head has."""
+    card = _saved_card(config, where)
+    saved_classes = _saved_classes(config.get("num_classes", card.num_classes), where)
+    labels = _saved_labels(config.get("labels"), saved_classes, where)
+    if labels:
+        card = dataclasses.replace(card, extra={**card.extra, "labels": list(labels)})
+    return card, saved_classes
+
+
+def _saved_card(config: Mapping[str, Any], where: Path) -> ModelCard:
+    data = config.get("card")
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{where} has no 'card' object; it was not written by zoo.save_pretrained, "
+                           "or it was edited: save the model again")
+    try:
+        card = ModelCard.from_dict(data)
+        check_input_sizes(card.defaults)
+    except (CardError, InvalidArgumentError) as exc:
+        raise WeightsError(f"{where}: its card is malformed: {exc}") from None
+    sides = (card.input.size, card.input.resize_size) if isinstance(card.input, ImageInput) else ()
+    if any(side is not None and side > MAX_IMAGE_SIDE for side in sides):
+        raise WeightsError(f"{where}: its input size {sides} is over {MAX_IMAGE_SIDE} pixels a side")
+    return card
+
+
+def _saved_classes(value: Any, where: Path) -> int | None:
+    if value is None:
+        return None
+    try:
+        return checked_num_classes(value)
+    except InvalidArgumentError as exc:
+        raise WeightsError(f"{where}: {exc}") from None
+
+
+def _saved_labels(value: Any, num_classes: int | None, where: Path) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise WeightsError(f"{where}: 'labels' must be a list of strings, got {type(value).__name__}")
+    if num_classes and value and len(value) != num_classes:
+        raise WeightsError(f"{where}: {len(value)} labels for a model with {num_classes} outputs")
+    return value
