@@ -30,8 +30,8 @@ import torchvision
 from torch import nn
 from torchvision import models as tv_models
 
-CATALOG = Path(__file__).with_name("catalog.json")
-FORMAT_VERSION = 1
+from .catalog import CATALOG, FORMAT_VERSION
+
 BUILDER_MODULE = "torchvision.models"
 AUX_KEY_MAP = "zoo_vision.keymaps:drop_aux_heads"
 TORCHVISION_LICENSE = "BSD-3-Clause"
@@ -268,7 +268,7 @@ def _variants(builder_name: str, family: Family) -> dict[tuple, list[Any]]:
     return groups
 
 
-def model_cards(builder_name: str, labels: dict[str, list[str]]) -> list[dict[str, Any]]:
+def card_dicts(builder_name: str, labels: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The cards of one torchvision builder: one, or one per input size its weights need (ViT)."""
     family = family_of(builder_name)
     default_enum = tv_models.get_model_weights(builder_name).DEFAULT
@@ -332,7 +332,7 @@ def build_catalog() -> dict[str, Any]:
     labels: dict[str, list[str]] = {}
     cards = []
     for builder_name in tv_models.list_models(module=tv_models):
-        cards.extend(model_cards(builder_name, labels))
+        cards.extend(card_dicts(builder_name, labels))
     return {
         "format": FORMAT_VERSION,
         "generated_by": "python -m zoo_vision.generate",

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import torch
 
-from .._files import atomic_path, write_text_atomic
+from .._files import atomic_path
 from ..errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]
@@ -155,10 +155,10 @@ def _read_pickle(path: Path) -> StateDict:
     except (RuntimeError, EOFError, OSError) as exc:
         raise WeightsError(f"cannot read checkpoint {path} ({exc}): it is truncated or corrupt; "
                            "delete it and download again") from exc
-    return _unwrap(loaded, path)
+    return _weights_in(loaded, path)
 
 
-def _unwrap(loaded: object, path: Path) -> StateDict:
+def _weights_in(loaded: object, path: Path) -> StateDict:
     if isinstance(loaded, Mapping):
         for key in _WRAPPER_KEYS:  # training checkpoints keep the weights under one of these keys
             if isinstance(loaded.get(key), Mapping) and not isinstance(loaded.get(key), torch.Tensor):
@@ -186,4 +186,3 @@ def write_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: M
     return digest
 
 
-write_text = write_text_atomic

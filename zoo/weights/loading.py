@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
@@ -26,7 +25,7 @@ from ..builders import call_builder
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError, WeightsError
 from ..trust import check_registered
-from .formats import StateDict, read_state_dict
+from .formats import StateDict
 
 log = logging.getLogger(__name__)
 _ON_META = threading.local()  # depth > 0 while this thread builds with parameters_on_meta

@@ -21,10 +21,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .._files import atomic_write
+from .._files import atomic_write, write_text_atomic
 from ..cards import ModelCard
 from ..errors import WeightsError
-from .formats import inside_folder, read_small_file, write_safetensors, write_text
+from .formats import inside_folder, read_small_file, write_safetensors
 from .verify import sha256_of
 
 FORMAT_VERSION = 1
@@ -245,8 +245,8 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence
     directory.mkdir(parents=True, exist_ok=True)
     _copy_side_files(card, directory)
     digest = write_safetensors(plain_state_dict(model), directory / WEIGHTS_NAME)
-    write_text(directory / CONFIG_NAME, json.dumps(build_config(card, names, digest), indent=2) + "\n")
-    write_text(directory / README_NAME, readme_text(card, names, repo_id))
+    write_text_atomic(directory / CONFIG_NAME, json.dumps(build_config(card, names, digest), indent=2) + "\n")
+    write_text_atomic(directory / README_NAME, readme_text(card, names, repo_id))
     return directory
 
 
