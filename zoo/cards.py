@@ -446,3 +446,17 @@ def card_of(model: Any) -> ModelCard:
         raise ZooError(f"this {type(model).__name__} carries no zoo card; create it with zoo.create(...) "
                        "or attach one with zoo.cards.attach_card(model, card)")
     return card
+
+
+def card_labels(card: ModelCard) -> list[str] | None:
+    """The class names a model with this card predicts, in output order; None when the card does not say.
+
+    A saved or fine-tuned model records them as ``extra["labels"]``; otherwise they are the default
+    weights' labels, as long as the model still outputs those weights' classes (a new head does not).
+    """
+    if card.extra.get("labels"):
+        return list(card.extra["labels"])
+    weights = card.weights.get(card.default_weights) if card.default_weights else None
+    if weights is None or not weights.labels or len(weights.labels) != card.class_count():
+        return None
+    return list(weights.labels)
