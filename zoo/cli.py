@@ -1,51 +1,29 @@
-"""The ``zoo`` command. Each group of subcommands lives in `zoo.commands`; this file wires them."""
+"""The ``zoo`` command: one module per command in `zoo.commands`; this file builds the parser from them."""
 from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from .errors import ZooError
 
-# Modules in zoo.commands; each has `add_commands(subparsers)` and sets `func` on its parsers.
-COMMAND_MODULES = ("catalog", "build", "weights", "train")
+# Modules of zoo.commands, in the order `zoo --help` lists their commands; each has
+# `add_commands(subparsers)` and sets `func` on the parsers it adds. They import torch only
+# when a command runs, so `zoo --help` and `zoo list` stay fast.
+COMMAND_MODULES = ("catalog", "create", "download", "finetune", "evaluate", "predict", "demo")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with a bad argument reported as one line (the usage is one ``--help`` away)."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """An argument type: a whole number of at least 1."""
-    return _checked(text, int, lambda value: value >= 1, "a whole number of at least 1")
-
-
-def non_negative_int(text: str) -> int:
-    """An argument type: a whole number of at least 0."""
-    return _checked(text, int, lambda value: value >= 0, "a whole number of at least 0")
-
-
-def positive_float(text: str) -> float:
-    """An argument type: a finite number above 0."""
-    return _checked(text, float, lambda value: math.isfinite(value) and value > 0, "a positive finite number")
-
-
-def _checked(text: str, kind: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``zoo`` command, with the subcommands of every module in `COMMAND_MODULES`."""
     parser = _Parser(prog="zoo", description="A model zoo for PyTorch: list, inspect and create models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -55,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``zoo`` command; returns its exit status (2 for an error zoo explains, on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -2,20 +2,25 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from typing import Any
 
-from ..cards import ModelCard
+from .. import get_card
+from ..cards import MODALITIES, ModelCard
 from ..errors import ZooError
 from ..names import is_saved_name
 from ..plugins import list_plugins
 from ..registry import Registry, default_registry
+from ..weights import cached_path
+from .options import Subcommands
 from .output import print_json, print_table
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'resnet*'")
     p.add_argument("--task", help="e.g. image-classification")
-    p.add_argument("--modality", choices=["image", "text", "audio"])
+    p.add_argument("--modality", choices=MODALITIES)
     p.add_argument("--family")
     p.add_argument("--pretrained", action="store_true", help="only models with weights, one row per weights tag")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -47,7 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row(registry: Registry, name: str) -> dict:
+def _row(registry: Registry, name: str) -> dict[str, Any]:
     """One listed model; a name that cannot be looked up gets its error instead of its card."""
     try:
         card = registry.get_card(name)
@@ -61,7 +66,7 @@ def _row(registry: Registry, name: str) -> dict:
     }
 
 
-def _weights_cell(row: dict) -> str:
+def _weights_cell(row: Mapping[str, Any]) -> str:
     if row.get("error"):
         return f"unusable: see `zoo info {row['name']}`"
     if row["recipe_of"]:
@@ -72,8 +77,6 @@ def _weights_cell(row: dict) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     if is_saved_name(args.name):
-        from .. import get_card
-
         card, plugin, distribution = get_card(args.name), "saved model", args.name
     else:
         registry = default_registry()
@@ -115,9 +118,6 @@ def _print_card(card: ModelCard, plugin: str) -> None:
 
 def _cached(card: ModelCard, tag: str) -> str:
     """Whether the weights are on disk (so `zoo.create` works offline); `zoo download` fetches them."""
-    from ..errors import ZooError
-    from ..weights import cached_path
-
     try:
         path = cached_path(card, tag)
     except (ZooError, ImportError, OSError) as exc:
@@ -125,7 +125,7 @@ def _cached(card: ModelCard, tag: str) -> str:
     return f"yes ({path})" if path is not None else f"no (zoo download {card.name}.{tag})"
 
 
-def _kv(mapping) -> str:
+def _kv(mapping: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in mapping.items())
 
 

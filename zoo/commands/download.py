@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..registry import default_registry
+from ..errors import ZooError
+from ..registry import Resolved, default_registry
+from ..weights import fetch
+from .options import Subcommands
 from .output import print_json
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("download", help="download and verify a model's weights for offline use")
     p.add_argument("names", nargs="+", metavar="NAME[.TAG]", help="model, alias or recipe; .TAG picks one set of weights")
     p.add_argument("--all-tags", action="store_true", help="every set of weights of the model, not only the default")
@@ -19,22 +22,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from ..errors import ZooError
-    from ..weights import fetch
-
     registry = default_registry()
-    rows = []
+    rows: list[dict[str, str]] = []
     for name in args.names:
         resolved = registry.resolve(name)
         card = resolved.card
-        if args.all_tags:
-            tags = sorted(card.weights)
-        else:
-            tags = [resolved.tag or card.default_weights] if (resolved.tag or card.default_weights) else []
-        if not tags:
-            raise ZooError(f"model {card.name!r} has no pretrained weights to download; "
-                           "`zoo list --pretrained` shows the models that have them")
-        for tag in tags:
+        for tag in _tags(resolved, all_tags=args.all_tags):
             path = fetch(card, tag, token=args.token, force=args.force, progress=not args.quiet and not args.json)
             rows.append({"name": f"{card.name}.{tag}", "path": str(path)})
             if not args.json:
@@ -42,3 +35,17 @@ def cmd_download(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     return 0
+
+
+def _tags(resolved: Resolved, *, all_tags: bool) -> list[str]:
+    """The weights to fetch: every tag, or the one the name picks, else the model's default."""
+    card = resolved.card
+    if all_tags:
+        tags = sorted(card.weights)
+    else:
+        tag = resolved.tag or card.default_weights
+        tags = [tag] if tag else []
+    if not tags:
+        raise ZooError(f"model {card.name!r} has no pretrained weights to download; "
+                       "`zoo list --pretrained` shows the models that have them")
+    return tags

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import non_negative_int
+from ..cards import card_of
+from ..factory import create
+from .options import Subcommands, non_negative_int
 from .output import print_json
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("create", help="build a model and summarise it (parameters, trainable, output shape)")
     p.add_argument("name", help="model, recipe, alias, name.tag, local-dir:PATH or hf-hub:org/repo")
     p.add_argument("--pretrained", action="store_true", default=None, help="load the default (or tagged) weights")
@@ -17,8 +19,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from ..factory import card_of, create
-
     model = create(args.name, pretrained=args.pretrained, num_classes=args.num_classes)
     card = card_of(model)
     params = list(model.parameters())
