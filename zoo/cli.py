@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ZooError as exc:
-        print(f"zoo: error: {exc}".splitlines()[0], file=sys.stderr)
+        print(f"zoo: error: {exc}", file=sys.stderr)  # all of it: later lines may hold the cause or the fix
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
