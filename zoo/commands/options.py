@@ -1,15 +1,12 @@
-"""Argument types and choices shared by the commands.
+"""Argument types and options shared by the commands.
 
-A bad number is an argparse error (one line, exit 2) before anything runs. Choices that name
-what another module defines (trainer optimizers, fine-tune strategies) are read from that module
-when they are first needed, so building the parser for ``zoo --help`` or ``zoo list`` imports
-no torch.
+A bad number is an argparse error (one line, exit 2) before anything runs.
 """
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable
 from typing import TypeAlias, TypedDict, TypeVar
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -33,39 +30,14 @@ def positive_float(text: str) -> float:
 
 
 def _checked(text: str, kind: Callable[[str], Number], ok: Callable[[Number], bool], what: str) -> Number:
+    error = argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        raise error from None
     if not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        raise error
     return value
-
-
-class DeferredChoices(Collection[str]):
-    """The ``choices`` of an argument, read from the module that defines them on first use.
-
-    argparse reads choices only to check a given value or to format the command's own help
-    (an argument that has choices needs a `metavar`, or argparse lists them while building).
-    """
-
-    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
-        self._load = load
-        self._names: tuple[str, ...] | None = None
-
-    def _loaded(self) -> tuple[str, ...]:
-        if self._names is None:
-            self._names = tuple(self._load())
-        return self._names
-
-    def __len__(self) -> int:
-        return len(self._loaded())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._loaded())
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._loaded()
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
