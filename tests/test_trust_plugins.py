@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from conftest import REPO
-from zoo import plugins
+from zoo import plugin_loader, plugins
 from zoo.cli import main
 from zoo.registry import reset_default_registry
 
@@ -188,7 +188,7 @@ def test_a_slow_plugin_import_is_named_while_it_loads(site, monkeypatch, caplog)
     install(site, "good", "good_net")
     install(site, "slow", "slow_net", before="import time\ntime.sleep(0.6)\n")
     only(monkeypatch, "good", "slow")
-    monkeypatch.setattr(plugins, "SLOW_PLUGIN_SECONDS", 0.2)
+    monkeypatch.setattr(plugin_loader, "SLOW_PLUGIN_SECONDS", 0.2)
 
     with caplog.at_level(logging.WARNING, logger="zoo.plugins"):
         assert zoo.list_models() == ["good_net", "slow_net"]

@@ -25,6 +25,7 @@ from .errors import (
 from .cards import card_of
 from .factory import create
 from .names import is_saved_name
+from .plugin_api import PLUGIN_API_VERSION, Registrar
 from .plugins import PluginInfo, list_plugins
 from .registry import Registry, default_registry
 
@@ -35,9 +36,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError", "ModelCard",
-    "PluginError", "PluginInfo", "Recipe", "Registry", "TextInput", "UnknownModelError", "UnknownWeightsError",
-    "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry", "finetune", "get_card",
-    "list_models", "list_plugins", "push_to_hub", "save_pretrained",
+    "PLUGIN_API_VERSION", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput",
+    "UnknownModelError", "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create",
+    "default_registry", "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
 ]
 
 

@@ -10,13 +10,23 @@ import dataclasses
 import difflib
 import fnmatch
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Union
+from typing import Any
 
 from .cards import ModelCard, Recipe
-from .errors import CardError, DuplicateModelError, PluginError, UnknownModelError, UnknownWeightsError, ZooError
+from .errors import (
+    CardError,
+    DuplicateModelError,
+    PluginError,
+    UnknownModelError,
+    UnknownWeightsError,
+    ZooError,
+)
+from .plugin_api import Entry, check_entry
+from .plugin_loader import PluginInfo, load_plugins
 
-Entry = Union[ModelCard, Recipe]
+NOT_A_PLUGIN = ("__main__", "(not a plugin)")  # the claim of an entry registered directly, not by a plugin
 
 
 @dataclass(frozen=True)
@@ -38,56 +48,95 @@ class Resolved:
     required: tuple[str, ...] = ()
 
 
-class Registry:
-    """Names to cards and recipes. Plugins call `register`; users call the lookups.
-
-    Registering is safe from several threads at once (one lock guards every change).
-    """
+class _ClaimTable:
+    """Names and aliases to the claims on them; changes are made under one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._claims: dict[str, list[Claim]] = {}
+        self._names: dict[str, list[Claim]] = {}
         self._aliases: dict[str, list[Claim]] = {}
+        self._sorted: list[str] | None = None  # the names in order, until the next change
+
+    def add(self, claims: Sequence[Claim]) -> None:
+        """Add every claim or none: a name (or alias) that one source claims twice is an error."""
+        with self._lock:
+            keys = [(table, key, claim) for claim in claims for table, key in self._keys(claim.entry)]
+            taken = {(id(table), key, c.plugin, c.distribution) for table, key, _ in keys for c in table.get(key, ())}
+            for table, key, claim in keys:
+                mark = (id(table), key, claim.plugin, claim.distribution)
+                if mark in taken:
+                    raise CardError(f"{key!r} is registered twice", field="name", plugin=claim.plugin)
+                taken.add(mark)
+            for table, key, claim in keys:
+                table[key] = [*table.get(key, ()), claim]  # a new list: readers never see one half-changed
+            self._sorted = None
+
+    def _keys(self, entry: Entry) -> list[tuple[dict[str, list[Claim]], str]]:
+        aliases = entry.aliases if isinstance(entry, ModelCard) else ()
+        return [(self._names, entry.name)] + [(self._aliases, alias) for alias in aliases]
+
+    def get(self, name: str) -> Sequence[Claim]:
+        """The claims on a name, or else on an alias (read without the lock: lists are replaced, never changed)."""
+        return self._names.get(name) or self._aliases.get(name) or ()
+
+    def names(self) -> list[str]:
+        """Every name (not aliases), sorted."""
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = sorted(self._names)
+            return list(self._sorted)
+
+    def items(self) -> list[tuple[str, list[Claim]]]:
+        """Every name and alias with its claims."""
+        with self._lock:
+            return [item for table in (self._names, self._aliases) for item in table.items()]
+
+
+class Registry:
+    """Names to cards and recipes, and the status of the plugins that registered them.
+
+    Users call `register` and the lookups; the plugin loader calls `register_plugin`,
+    `record_failure` and `record_plugins`. Safe from several threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards the failures and the plugin status
+        self._claims = _ClaimTable()
         self._failed_names: dict[str, tuple[str, BaseException]] = {}
         self._failures: list[tuple[str, str, BaseException]] = []
-        self._source = ("__main__", "(not a plugin)")
+        self._plugins: tuple[PluginInfo, ...] = ()
 
     # ------------------------------------------------------------------ registering
 
     def register(self, entry: Entry) -> Entry:
-        """Add a `ModelCard` or `Recipe`. A name registered twice by one plugin is an error."""
-        if not isinstance(entry, (ModelCard, Recipe)):
-            raise CardError(f"register() takes a zoo.ModelCard or zoo.Recipe, got {type(entry).__name__}",
-                            plugin=self._source[0])
-        plugin, dist = self._source
-        claim = Claim(entry, plugin, dist)
-        names = [(entry.name, self._claims)] + [(alias, self._aliases) for alias in getattr(entry, "aliases", ())]
-        with self._lock:
-            for name, table in names:
-                if any(c.plugin == plugin for c in table.get(name, ())):
-                    raise CardError(f"{name!r} is registered twice", field="name", plugin=plugin)
-            for name, table in names:
-                table.setdefault(name, []).append(claim)
+        """Add a `ModelCard` or `Recipe` directly (not from a plugin). A name registered twice this way is an error."""
+        self._claims.add([Claim(check_entry(entry), *NOT_A_PLUGIN)])
         return entry
 
-    def _stage(self, plugin: str, distribution: str) -> "Registry":
-        """A scratch registry for one plugin: merged only when the whole plugin registers cleanly."""
-        stage = Registry()
-        stage._source = (plugin, distribution)
-        return stage
+    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry]) -> list[str]:
+        """Add the entries one plugin registered, all or none; returns their names."""
+        self._claims.add([Claim(check_entry(entry), plugin, distribution) for entry in entries])
+        return sorted(entry.name for entry in entries)
 
-    def _merge(self, stage: "Registry") -> list[str]:
-        with self._lock:
-            for table, other in ((self._claims, stage._claims), (self._aliases, stage._aliases)):
-                for name, claims in other.items():
-                    table.setdefault(name, []).extend(claims)
-        return stage.names()
-
-    def _record_failure(self, plugin: str, distribution: str, error: BaseException, names: list[str]) -> None:
+    def record_failure(self, plugin: str, distribution: str, error: BaseException,
+                       entries: Sequence[Entry]) -> list[str]:
+        """Remember a plugin that failed: its entries' names then raise with `error`. Returns the names."""
+        names = sorted(entry.name for entry in entries)
         with self._lock:
             self._failures.append((plugin, distribution, error))
             for name in names:
                 self._failed_names[name] = (f"{plugin!r} from {distribution}", error)
+        return names
+
+    def record_plugins(self, infos: Sequence[PluginInfo]) -> None:
+        """Keep the status of the plugins loaded into this registry (what `plugins` returns)."""
+        with self._lock:
+            self._plugins = tuple(infos)
+
+    def plugins(self) -> list[PluginInfo]:
+        """Status of each plugin loaded into this registry: ``loaded``, ``failed`` or ``disabled``."""
+        with self._lock:
+            return list(self._plugins)
 
     def problems(self) -> dict[tuple[str, str], list[str]]:
         """Entries that cannot be looked up, by (plugin, distribution) of each claim.
@@ -95,10 +144,8 @@ class Registry:
         A name two plugins claim is listed for both; a recipe whose model is missing, claimed
         twice or from a failed plugin is listed for the recipe's plugin. Every other name works.
         """
-        with self._lock:
-            tables = [list(self._claims.items()), list(self._aliases.items())]
         found: dict[tuple[str, str], list[str]] = {}
-        for name, claims in (item for table in tables for item in table):
+        for name, claims in self._claims.items():
             if len(claims) == 1 and not isinstance(claims[0].entry, Recipe):
                 continue
             try:
@@ -110,8 +157,9 @@ class Registry:
 
     # ------------------------------------------------------------------ looking up
 
-    def _claim(self, name: str) -> Claim:
-        claims = self._claims.get(name) or self._aliases.get(name)
+    def _only_claim(self, name: str) -> Claim:
+        """The one claim on a name or alias: unknown and twice-claimed names raise."""
+        claims = self._claims.get(name)
         if not claims:
             raise self._unknown(name)
         if len(claims) > 1:
@@ -125,11 +173,11 @@ class Registry:
     def _target(self, name: str, *, recipe: str | None) -> Claim:
         """The claim of `name`; when a recipe points at it, an unknown name is blamed on the recipe."""
         try:
-            return self._claim(name)
+            return self._only_claim(name)
         except UnknownModelError as exc:
             if recipe is None:
                 raise
-            owner = self._claim(recipe)
+            owner = self._only_claim(recipe)
             raise UnknownModelError(
                 f"recipe {recipe!r} (plugin {owner.plugin!r} from {owner.distribution}) is built on {name!r}, "
                 f"which no installed plugin registers. Install the plugin that provides {name!r}, or block "
@@ -139,9 +187,9 @@ class Registry:
     def _unknown(self, name: str) -> Exception:
         if name in self._failed_names:
             where, error = self._failed_names[name]
-            err = PluginError(f"model {name!r} comes from plugin {where}, which failed to load: {error}")
-            err.__cause__ = error
-            return err
+            failed_plugin = PluginError(f"model {name!r} comes from plugin {where}, which failed to load: {error}")
+            failed_plugin.__cause__ = error
+            return failed_plugin
         close = difflib.get_close_matches(name, self.names(), n=5, cutoff=0.6)
         close += [n for n in self.names() if name.lower() in n.lower() and n not in close][: 5 - len(close)]
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -158,33 +206,36 @@ class Registry:
         """Resolve a name, alias, recipe or ``name.tag`` to the card to build and its options."""
         if not isinstance(name, str) or not name:
             raise UnknownModelError(f"a model name must be a non-empty string, got {name!r}", name=str(name))
-        seen: list[str] = []
+        card, tag, recipes = self._follow_recipes(name)
+        if tag and tag not in card.weights:
+            known = ", ".join(sorted(card.weights)) or "none"
+            raise UnknownWeightsError(f"model {card.name!r} has no weights {tag!r}; its weights are: {known}")
+        if not recipes:
+            return Resolved(card=card, tag=tag or None)
         options: dict[str, Any] = {}
         required: tuple[str, ...] = ()
-        recipe: Recipe | None = None
+        for recipe in recipes:  # outermost first: its options win
+            options = {**recipe.options, **options}
+            required = tuple(dict.fromkeys(required + recipe.required))
+        outer = recipes[0]
+        card = dataclasses.replace(card, name=outer.name, description=outer.description or card.description,
+                                   aliases=(), recipe=outer)
+        return Resolved(card=card, tag=tag or None, options=options, required=required)
+
+    def _follow_recipes(self, name: str) -> tuple[ModelCard, str, list[Recipe]]:
+        """The card a name ends at, the weights tag, and the recipes passed on the way (outermost first)."""
+        seen: list[str] = []
+        recipes: list[Recipe] = []
         while True:
             base, _, tag = name.partition(".")
             if base in seen:
                 raise CardError(f"recipes loop: {' -> '.join(seen + [base])}", field="model")
             seen.append(base)
             entry = self._target(base, recipe=seen[-2] if len(seen) > 1 else None).entry
-            if isinstance(entry, Recipe):
-                recipe = recipe or entry
-                options = {**entry.options, **options}
-                required = tuple(dict.fromkeys(required + entry.required))
-                name = entry.model if not tag else f"{entry.model.partition('.')[0]}.{tag}"
-                continue
-            card = entry
-            break
-        if tag and tag not in card.weights:
-            known = ", ".join(sorted(card.weights)) or "none"
-            raise UnknownWeightsError(f"model {card.name!r} has no weights {tag!r}; its weights are: {known}")
-        if recipe is not None:
-            card = dataclasses.replace(
-                card, name=recipe.name, description=recipe.description or card.description,
-                aliases=(), recipe=recipe,
-            )
-        return Resolved(card=card, tag=tag or None, options=options, required=required)
+            if isinstance(entry, ModelCard):
+                return entry, tag, recipes
+            recipes.append(entry)
+            name = entry.model if not tag else f"{entry.model.partition('.')[0]}.{tag}"
 
     def get_card(self, name: str) -> ModelCard:
         """The card for a name; with a tag or a recipe's tag, `default_weights` is that tag."""
@@ -194,8 +245,8 @@ class Registry:
         return resolved.card
 
     def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._claims)
+        """Every registered model and recipe name (not aliases), sorted."""
+        return self._claims.names()
 
     def __contains__(self, name: str) -> bool:
         try:
@@ -224,38 +275,39 @@ class Registry:
         looking it up raises the error, and `zoo plugins` shows it.
         """
         filters = {"task": task, "modality": modality, "family": family}
-        out = []
+        unfiltered = all(value is None for value in filters.values())
+        out: list[str] = []
         for name in self.names():
             try:
-                card = self.get_card(name)
+                card: ModelCard | None = self.get_card(name)
             except ZooError:
                 card = None
-            if card is None:
-                if pretrained or any(value is not None for value in filters.values()):
-                    continue
-            elif not _matches(card, **filters):
-                continue
-            if pretrained:
-                if not card.weights:
-                    continue
-                tags = [card.default_weights] if card.recipe else sorted(card.weights)
-                candidates = [name] + [f"{name}.{t}" for t in tags if t and not card.recipe]
-            else:
-                candidates = [name]
-            out += [c for c in candidates if pattern is None or fnmatch.fnmatchcase(c, pattern)]
-        return sorted(out)
+            if card is None and unfiltered or card is not None and _matches(card, **filters):
+                out += _listed(name, card, pretrained)
+        if pattern is not None:
+            out = [name for name in out if fnmatch.fnmatchcase(name, pattern)]
+        return sorted(out) if pretrained else out  # names come sorted; ``name.tag``s need sorting in
 
     def entry(self, name: str) -> Entry:
         """The registered card or recipe itself (no recipe resolution)."""
-        return self._claim(name.partition(".")[0]).entry
+        return self._only_claim(name.partition(".")[0]).entry
 
     def owner(self, name: str) -> Claim:
         """Which plugin registered a name."""
-        return self._claim(name.partition(".")[0])
+        return self._only_claim(name.partition(".")[0])
 
 
 def _matches(card: ModelCard, **filters: str | None) -> bool:
     return all(value is None or getattr(card, key) == value for key, value in filters.items())
+
+
+def _listed(name: str, card: ModelCard | None, pretrained: bool) -> list[str]:
+    """How `list_models` lists a name: with ``pretrained``, only with weights, and a model's ``name.tag`` too."""
+    if not pretrained:
+        return [name]
+    if card is None or not card.weights:
+        return []
+    return [name] if card.recipe else [name] + [f"{name}.{tag}" for tag in sorted(card.weights)]
 
 
 _default: Registry | None = None
@@ -282,8 +334,6 @@ def default_registry() -> Registry:
 
 def _load_default() -> Registry:
     global _default, _loading
-    from .plugins import load_plugins
-
     registry = _loading = Registry()
     try:
         load_plugins(registry)
@@ -294,10 +344,7 @@ def _load_default() -> Registry:
 
 
 def reset_default_registry() -> None:
-    """Forget the process-wide registry so the next lookup discovers plugins again (for tests)."""
+    """Forget the process-wide registry and its plugin status; the next lookup loads plugins again (for tests)."""
     global _default
     with _LOAD_LOCK:
         _default = None
-        from . import plugins
-
-        plugins._reset()

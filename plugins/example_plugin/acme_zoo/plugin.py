@@ -5,7 +5,8 @@ _LAYER_GROUPS = ["stem", "stages.0", "stages.1", "classifier"]
 _INPUT = zoo.ImageInput(size=64, resize_size=72)
 
 
-def register(registry):
+def register(registry: zoo.Registrar) -> None:
+    """Called once by zoo with a registrar that only registers (zoo plugin API 1, docs/plugins.md)."""
     for width, size in ((16, "s"), (32, "m")):
         registry.register(zoo.ModelCard(
             name=f"acme_net_{size}",

@@ -1,0 +1,33 @@
+"""The contract between zoo and its plugins, and its version (docs/plugins.md).
+
+A plugin is an entry point in the ``zoo.plugins`` group naming a function that takes one
+argument, a `Registrar`, and registers `ModelCard`s and `Recipe`s with it. That is all a
+plugin may rely on; anything else it needs it reads through zoo's public functions
+(``zoo.get_card``, ``zoo.list_models``).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from .cards import ModelCard, Recipe
+from .errors import CardError
+
+PLUGIN_API_VERSION = 1
+"""Bumped when something a plugin uses changes; a change warns for one release first."""
+
+Entry = ModelCard | Recipe
+
+
+class Registrar(Protocol):
+    """What a plugin's ``register`` function receives: it can register entries, nothing else."""
+
+    def register(self, entry: Entry) -> Entry:
+        """Add a `ModelCard` or `Recipe`; returns it. A name registered twice by one plugin is an error."""
+        ...
+
+
+def check_entry(entry: object) -> Entry:
+    """`entry` if it is something a registrar takes, else the error that says what is."""
+    if not isinstance(entry, (ModelCard, Recipe)):
+        raise CardError(f"register() takes a zoo.ModelCard or zoo.Recipe, got {type(entry).__name__}")
+    return entry
