@@ -20,11 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+from PIL import Image, ImageDraw
+
+from .cards import ImageInput, attach_card, card_of
+from .factory import create
+
+if TYPE_CHECKING:
+    import torch
+
+Point: TypeAlias = tuple[float, float]
 
 FINETUNE_CLASSES = ("circle", "cross", "ring", "square", "star", "triangle")
 PRETRAIN_CLASSES = ("arrow", "crescent", "diamond", "ell", "hexagon", "pentagon", "semicircle", "tee",
@@ -56,12 +67,12 @@ class DemoPaths:
 # ---------------------------------------------------------------------------- drawing
 
 
-def _regular(n: int, radius: float = 1.0, phase: float = 0.0) -> list[tuple[float, float]]:
+def _regular(n: int, radius: float = 1.0, phase: float = 0.0) -> list[Point]:
     return [(radius * math.cos(phase + 2 * math.pi * i / n), radius * math.sin(phase + 2 * math.pi * i / n))
             for i in range(n)]
 
 
-def _star(points: int = 5, inner: float = 0.45) -> list[tuple[float, float]]:
+def _star(points: int = 5, inner: float = 0.45) -> list[Point]:
     out = []
     for i in range(2 * points):
         r = 1.0 if i % 2 == 0 else inner
@@ -70,13 +81,13 @@ def _star(points: int = 5, inner: float = 0.45) -> list[tuple[float, float]]:
     return out
 
 
-def _arc(start: float, stop: float, radius: float = 1.0, steps: int = 24, center=(0.0, 0.0)):
+def _arc(start: float, stop: float, radius: float = 1.0, steps: int = 24, center: Point = (0.0, 0.0)) -> list[Point]:
     return [(center[0] + radius * math.cos(start + (stop - start) * t / steps),
              center[1] + radius * math.sin(start + (stop - start) * t / steps)) for t in range(steps + 1)]
 
 
 # Each outline is a list of polygons in a unit box around the origin; the second, if any, is cut out.
-OUTLINES: dict[str, Callable[[], list[list[tuple[float, float]]]]] = {
+OUTLINES: dict[str, Callable[[], list[list[Point]]]] = {
     # the fine-tune task
     "circle": lambda: [_regular(40)],
     "cross": lambda: [[(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3), (0.3, 1), (-0.3, 1),
@@ -101,8 +112,6 @@ OUTLINES: dict[str, Callable[[], list[list[tuple[float, float]]]]] = {
 
 def draw(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     """One ``size`` x ``size`` RGB image of shape `kind`: random colours, scale, position, rotation, noise."""
-    from PIL import Image, ImageDraw
-
     scale = 2  # draw large, then shrink: smooth edges
     canvas = size * scale
     background = rng.integers(0, 256, 3)
@@ -118,15 +127,14 @@ def draw(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     for i, polygon in enumerate(OUTLINES[kind]()):
         points = [(cx + radius * (x * cos - y * sin), cy + radius * (x * sin + y * cos)) for x, y in polygon]
         pen.polygon(points, fill=tuple(int(v) for v in (foreground if i == 0 else background)))
-    small = np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.int16)
+    small = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.int16)
     noise = rng.normal(0, 12, small.shape)
     return np.clip(small + noise, 0, 255).astype(np.uint8)
 
 
-def write_shapes(root: Path, classes=FINETUNE_CLASSES, *, per_class: int, seed: int, size: int = IMAGE_SIZE) -> Path:
+def write_shapes(root: Path, classes: Sequence[str] = FINETUNE_CLASSES, *, per_class: int, seed: int,
+                 size: int = IMAGE_SIZE) -> Path:
     """PNG files in ``root/<class>/``; the same seed gives the same files."""
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     for kind in classes:
         folder = root / kind
@@ -136,9 +144,10 @@ def write_shapes(root: Path, classes=FINETUNE_CLASSES, *, per_class: int, seed: 
     return root
 
 
-def shapes_tensors(classes, *, per_class: int, seed: int, size: int):
+def shapes_tensors(classes: Sequence[str], *, per_class: int, seed: int,
+                   size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The same kind of images, in memory: (uint8 [N, 3, size, size], int64 [N])."""
-    import torch
+    import torch  # only for training: making the demo's files needs none
 
     rng = np.random.default_rng(seed)
     images, labels = [], []
@@ -159,19 +168,17 @@ def pretrain(directory: Path, *, per_class: int = PRETRAIN_PER_CLASS, epochs: in
 
     This is how the shipped ``zoo/demo_weights`` were made (``scripts/make_demo_weights.py``).
     """
-    import torch
+    import torch  # only for training: making the demo's files needs none
 
-    from . import create, save_pretrained
-    from .cards import ImageInput
-    from .factory import attach_card, card_of
-    from .finetune.trainer import fit
+    from .finetune import fit
+    from .weights import save_pretrained
 
     torch.manual_seed(seed)
     spec = ImageInput(size=INPUT_SIZE, resize_size=IMAGE_SIZE)
     mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
     std = torch.tensor(spec.std).view(1, 3, 1, 1)
 
-    def normalized(classes, per, data_seed):
+    def normalized(classes: Sequence[str], per: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = shapes_tensors(classes, per_class=per, seed=data_seed, size=INPUT_SIZE)
         return (x.float() / 255 - mean) / std, y
 
@@ -202,8 +209,6 @@ def make_demo(root: Path, *, force: bool = False, verbose: bool = True) -> DemoP
     The weights are copied from the ones shipped with zoo (made by ``scripts/make_demo_weights.py``);
     if they are missing, they are trained here (a shorter run, a few minutes on two cores).
     """
-    import shutil
-
     root = Path(root)
     paths = DemoPaths(root=root, train=root / "shapes" / "train", val=root / "shapes" / "val",
                       weights=root / "pretrained")
