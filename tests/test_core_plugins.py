@@ -144,3 +144,23 @@ def test_zoo_plugins_command_shows_errors(site, capsys):
     out = capsys.readouterr().out
     line = next(l for l in out.splitlines() if l.startswith("broken "))
     assert "broken-zoo" in line and "failed" in line and "a_module_that_does_not_exist" in line
+
+
+def test_a_name_two_plugins_claim_is_registered_and_its_lookup_names_both(site):
+    install_good(site)
+    site("copycat-zoo", {"copycat": "copycat_plugin:register"},
+         {"copycat_plugin/__init__.py": GOOD.replace("good_plugin", "copycat_plugin")})
+    registry = zoo.default_registry()
+    assert "good_net" in registry and "good_net.no_such_tag" not in registry and "bad_net" not in registry
+    with pytest.raises(zoo.DuplicateModelError) as err:
+        registry.claim("good_net")
+    assert "good-zoo" in str(err.value) and "copycat-zoo" in str(err.value)
+
+
+def test_claim_names_the_plugin_that_registered_a_name_and_owner_still_answers_with_a_warning(site):
+    install_good(site)
+    registry = zoo.default_registry()
+    claim = registry.claim("good_net")
+    assert (claim.plugin, claim.distribution, claim.entry.name) == ("good", "good-zoo", "good_net")
+    with pytest.warns(DeprecationWarning, match=r"Registry\.claim\(\)"):
+        assert registry.owner("good_net") == claim

@@ -69,3 +69,21 @@ def test_recipe_loop_is_reported():
     reg.register(Recipe(name="b", model="a"))
     with pytest.raises(zoo.CardError, match="loop"):
         reg.resolve("a")
+
+
+def test_membership_answers_for_every_name_without_raising():
+    reg = make_registry()
+    reg.register(Recipe(name="loop_a", model="loop_b"))
+    reg.register(Recipe(name="loop_b", model="loop_a"))
+    reg.register(Recipe(name="dangling_ft", model="no_such_net"))
+    answers = {name: name in reg for name in (
+        "resnet_tiny", "rn_tiny", "resnet_tiny.in21k", "resnet_tiny_ft", "resnet_tiny_ft.in1k",
+        "loop_a", "dangling_ft",  # registered, though looking them up fails
+        "resnet_tiny.in22k", "resnet_tiny_ft.in22k", "no_such_net", "", None, 5)}
+    assert [name for name, found in answers.items() if found] == [
+        "resnet_tiny", "rn_tiny", "resnet_tiny.in21k", "resnet_tiny_ft", "resnet_tiny_ft.in1k", "loop_a", "dangling_ft"]
+    with pytest.raises(zoo.CardError, match="loop"):  # the lookup still says what is wrong
+        reg.resolve("loop_a")
+    with pytest.raises(zoo.UnknownModelError, match="recipe 'dangling_ft'.*'no_such_net'"):
+        reg.resolve("dangling_ft")
+

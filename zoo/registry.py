@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import fnmatch
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,12 +249,25 @@ class Registry:
         """Every registered model and recipe name (not aliases), sorted."""
         return self._claims.names()
 
-    def __contains__(self, name: str) -> bool:
-        try:
-            self.resolve(name)
-        except (UnknownModelError, UnknownWeightsError, PluginError):
+    def __contains__(self, name: object) -> bool:
+        """Whether a name, alias or ``name.tag`` is registered; never raises.
+
+        A registered name that cannot be used (two plugins claim it, a recipe's model is
+        missing) is in the registry: looking it up raises the error that says why.
+        """
+        if not isinstance(name, str):
             return False
-        return True
+        base, _, tag = name.partition(".")
+        return any(not tag or tag in self._weight_tags(claim.entry) for claim in self._claims.get(base))
+
+    def _weight_tags(self, entry: Entry) -> Mapping[str, Any]:
+        """The weights of a card, or of the card a recipe is built on (none when that cannot be looked up)."""
+        if isinstance(entry, ModelCard):
+            return entry.weights
+        try:
+            return self.resolve(entry.model).card.weights
+        except ZooError:
+            return {}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -290,11 +304,17 @@ class Registry:
 
     def entry(self, name: str) -> Entry:
         """The registered card or recipe itself (no recipe resolution)."""
-        return self._only_claim(name.partition(".")[0]).entry
+        return self.claim(name).entry
+
+    def claim(self, name: str) -> Claim:
+        """The claim on a name (``name.tag`` too): its entry and the plugin that registered it."""
+        return self._only_claim(name.partition(".")[0])
 
     def owner(self, name: str) -> Claim:
-        """Which plugin registered a name."""
-        return self._only_claim(name.partition(".")[0])
+        """Deprecated spelling of `claim` (it returns a claim, not an owner); removed in the next release."""
+        warnings.warn("Registry.owner() is deprecated: use Registry.claim(), which returns the same Claim",
+                      DeprecationWarning, stacklevel=2)
+        return self.claim(name)
 
 
 def _matches(card: ModelCard, **filters: str | None) -> bool:
