@@ -1,3 +1,4 @@
+"""``python -m zoo``: the ``zoo`` command."""
 import sys
 
 from .cli import main

@@ -81,8 +81,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         registry = default_registry()
         card = registry.get_card(args.name)
-        owner = registry.owner(args.name)
-        plugin, distribution = owner.plugin, owner.distribution
+        claim = registry.claim(args.name)
+        plugin, distribution = claim.plugin, claim.distribution
     if args.json:
         print_json({**card.to_dict(), "plugin": plugin, "distribution": distribution})
         return 0
