@@ -6,9 +6,9 @@ import tomllib
 from importlib import resources
 
 import pytest
+from conftest import REPO
 
 import zoo
-from conftest import REPO
 from zoo.plugins import list_plugins, load_plugins
 
 GOOD = """

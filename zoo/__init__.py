@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .cards import AudioInput, ImageInput, ModelCard, Recipe, TextInput, WeightsCard
+from .cards import (
+    AudioInput,
+    ImageInput,
+    ModelCard,
+    Recipe,
+    TextInput,
+    WeightsCard,
+    card_of,
+)
 from .errors import (
     CardError,
     DuplicateModelError,
@@ -22,7 +30,6 @@ from .errors import (
     WeightsError,
     ZooError,
 )
-from .cards import card_of
 from .factory import create
 from .names import is_saved_name
 from .plugin_api import PLUGIN_API_VERSION, Registrar
@@ -35,10 +42,10 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError", "ModelCard",
-    "PLUGIN_API_VERSION", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput",
-    "UnknownModelError", "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create",
-    "default_registry", "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
+    "PLUGIN_API_VERSION", "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError",
+    "ModelCard", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput", "UnknownModelError",
+    "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry",
+    "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
 ]
 
 
