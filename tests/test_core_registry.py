@@ -87,3 +87,15 @@ def test_membership_answers_for_every_name_without_raising():
     with pytest.raises(zoo.UnknownModelError, match="recipe 'dangling_ft'.*'no_such_net'"):
         reg.resolve("dangling_ft")
 
+
+def test_names_and_listings_sort_numbers_by_value():
+    reg = Registry()
+    weights = {tag: WeightsCard(source=f"https://x/{tag}-0123abcd.pth") for tag in ("in1k", "in21k", "in12k")}
+    for name in ("resnet101", "resnet18", "resnet_tiny", "resnet34", "vit_b_32", "vit_b_16", "efficientnet_b10",
+                 "efficientnet_b2"):
+        reg.register(ModelCard(name=name, builder="m:f", task="image-classification", modality="image",
+                               weights=weights if name == "resnet18" else {}))
+    assert reg.names() == ["efficientnet_b2", "efficientnet_b10", "resnet18", "resnet34", "resnet101", "resnet_tiny",
+                           "vit_b_16", "vit_b_32"]
+    assert reg.list_models("resnet*") == ["resnet18", "resnet34", "resnet101", "resnet_tiny"]
+    assert reg.list_models(pretrained=True) == ["resnet18", "resnet18.in1k", "resnet18.in12k", "resnet18.in21k"]

@@ -27,7 +27,7 @@ CLASSES = 7
 
 def image_cards() -> list[str]:
     return [n for n in zoo.list_models(modality="image") if zoo.get_card(n).recipe is None
-            and zoo.default_registry().owner(n).plugin == "vision"]
+            and zoo.default_registry().claim(n).plugin == "vision"]
 
 
 def check_structure(name: str, side: int, batch: int = 1, **kwargs) -> nn.Module:
@@ -118,7 +118,7 @@ def test_aux_head_models_return_plain_logits_in_training(name):
 @pytest.mark.parametrize("name", [n for n in zoo.list_models(modality="image") if not n.endswith("_ft")])
 def test_every_model_at_its_input_size(name):
     card = zoo.get_card(name)
-    if card.recipe is not None or zoo.default_registry().owner(name).plugin != "vision":
+    if card.recipe is not None or zoo.default_registry().claim(name).plugin != "vision":
         pytest.skip("not an image family card")
     model = check_structure(name, card.input.size)
     check_pooled_features(name, card.input.size, model)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,20 @@ class Resolved:
     required: tuple[str, ...] = ()
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[list[str | int], str]:
+    """Sort key ordering runs of digits by value, so ``resnet18`` comes before ``resnet101`` (as timm sorts)."""
+    parts: list[str | int] = list(_DIGITS.split(name.lower()))
+    parts[1::2] = [int(digits) for digits in parts[1::2]]
+    return parts, name
+
+
+def natural_sorted(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=natural_key)
+
+
 class _ClaimTable:
     """Names and aliases to the claims on them; changes are made under one lock."""
 
@@ -56,7 +71,7 @@ class _ClaimTable:
         self._lock = threading.Lock()
         self._names: dict[str, list[Claim]] = {}
         self._aliases: dict[str, list[Claim]] = {}
-        self._sorted: list[str] | None = None  # the names in order, until the next change
+        self._sorted: list[str] | None = None  # the names in natural order, until the next change
 
     def add(self, claims: Sequence[Claim]) -> None:
         """Add every claim or none: a name (or alias) that one source claims twice is an error."""
@@ -81,10 +96,10 @@ class _ClaimTable:
         return self._names.get(name) or self._aliases.get(name) or ()
 
     def names(self) -> list[str]:
-        """Every name (not aliases), sorted."""
+        """Every name (not aliases), in natural order."""
         with self._lock:
             if self._sorted is None:
-                self._sorted = sorted(self._names)
+                self._sorted = natural_sorted(self._names)
             return list(self._sorted)
 
     def items(self) -> list[tuple[str, list[Claim]]]:
@@ -117,12 +132,12 @@ class Registry:
     def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry]) -> list[str]:
         """Add the entries one plugin registered, all or none; returns their names."""
         self._claims.add([Claim(check_entry(entry), plugin, distribution) for entry in entries])
-        return sorted(entry.name for entry in entries)
+        return natural_sorted(entry.name for entry in entries)
 
     def record_failure(self, plugin: str, distribution: str, error: BaseException,
                        entries: Sequence[Entry]) -> list[str]:
         """Remember a plugin that failed: its entries' names then raise with `error`. Returns the names."""
-        names = sorted(entry.name for entry in entries)
+        names = natural_sorted(entry.name for entry in entries)
         with self._lock:
             self._failures.append((plugin, distribution, error))
             for name in names:
@@ -246,7 +261,7 @@ class Registry:
         return resolved.card
 
     def names(self) -> list[str]:
-        """Every registered model and recipe name (not aliases), sorted."""
+        """Every registered model and recipe name (not aliases), in natural order."""
         return self._claims.names()
 
     def __contains__(self, name: object) -> bool:
@@ -281,7 +296,7 @@ class Registry:
         family: str | None = None,
         pretrained: bool = False,
     ) -> list[str]:
-        """Sorted names matching a shell wildcard and filters.
+        """Names matching a shell wildcard and filters, in natural order (``resnet18`` before ``resnet101``).
 
         With ``pretrained=True`` only models with weights are listed, and each set of
         weights also appears as ``name.tag``. A name that cannot be looked up (two plugins
@@ -300,7 +315,7 @@ class Registry:
                 out += _listed(name, card, pretrained)
         if pattern is not None:
             out = [name for name in out if fnmatch.fnmatchcase(name, pattern)]
-        return sorted(out) if pretrained else out  # names come sorted; ``name.tag``s need sorting in
+        return natural_sorted(out) if pretrained else out  # names come sorted; ``name.tag``s need sorting in
 
     def entry(self, name: str) -> Entry:
         """The registered card or recipe itself (no recipe resolution)."""
