@@ -42,10 +42,9 @@ else:
         card = zoo.ModelCard(name=model_name, builder=f"torchvision.models:{model_name}",
                              task="image-classification", modality="image", head="heads.head")
     weights = zoo.WeightsCard(source=path, sha256=digest, num_classes=1000)
-    registry = zoo.Registry()
-    registry.register(dataclasses.replace(card, weights={"local": weights}, default_weights="local", aliases=(),
-                                          recipe=None))
-    zoo.registry._default = registry
+    bench_name = f"bench_{model_name}"  # its own name beside the catalogue's card, weights from the local file
+    zoo.default_registry().register(dataclasses.replace(card, name=bench_name, weights={"local": weights},
+                                                        default_weights="local", aliases=(), recipe=None))
 
 def rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -57,10 +56,10 @@ if mode == "plain":
     model.load_state_dict(load_file(path))
 elif mode == "verify":
     from zoo.weights import fetch
-    fetch(zoo.get_card(model_name), "local")
+    fetch(zoo.get_card(bench_name), "local")
     model = None
 else:
-    model = zoo.create(model_name, pretrained=True)
+    model = zoo.create(bench_name, pretrained=True)
 seconds = time.perf_counter() - start
 peak = rss_mib()
 forward = None
