@@ -66,3 +66,14 @@ def test_card_without_layer_groups_still_works_through_head_path():
     attach_card(model, dataclasses.replace(CONV_CARD, layer_groups=()))
     reset_head(model, 6)
     assert model.head[1].out_features == 6
+
+
+def test_a_head_size_is_checked_as_create_checks_num_classes():
+    model = conv_net()
+    before = model.head[1].out_features
+    for wrong in (-1, 1_000_001, 2.0, True):
+        with pytest.raises(zoo.InvalidArgumentError, match="num_classes must be an integer from 0 to 1,000,000"):
+            reset_head(model, wrong)
+    with pytest.raises(zoo.InvalidArgumentError, match="reset_head needs num_classes"):
+        reset_head(model, None)
+    assert model.head[1].out_features == before  # nothing was replaced

@@ -75,3 +75,14 @@ def test_lora_strategy_trains_adapters_and_head_only():
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     assert names == {"block.q.lora_a", "block.q.lora_b", "block.v.lora_a", "block.v.lora_b",
                      "classifier.weight", "classifier.bias"}
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("unfreeze_milestones", {"milestones": ["3"]}, "milestones must be None or increasing epoch numbers"),
+    ("unfreeze_milestones", {"groups_per_milestone": "2"}, "groups_per_milestone must be a whole number"),
+    ("lora", {"rank": "8"}, "rank must be a whole number of at least 1"),
+    ("lora", {"dropout": 1.5}, "dropout must be a number from 0"),
+])
+def test_strategy_options_of_the_wrong_type_or_range_are_named(name, options, message):
+    with pytest.raises(zoo.InvalidArgumentError, match=message):
+        get_strategy(name, **options)

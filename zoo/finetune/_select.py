@@ -7,7 +7,7 @@ module and everything under it: ``"stages.0"`` matches ``stages.0.conv.weight``,
 from __future__ import annotations
 
 import fnmatch
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def matches(name: str, pattern: str) -> bool:

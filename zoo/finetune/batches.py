@@ -7,7 +7,8 @@ positional arguments) or a dict with a ``labels`` entry (the rest are keyword ar
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -16,17 +17,17 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ..errors import InvalidArgumentError, ZooError
 
 
-class SeededBatches(Dataset):
+class SeededBatches(Dataset[Any]):
     """Fetches each batch under its own seed, so random augmentation depends only on
     (seed, epoch, batch) and not on worker processes or where a resumed run started."""
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
+    def __init__(self, dataset: Dataset[Any], seed: int) -> None:
         self.dataset = dataset
         self.seed = seed
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]  # map-style datasets have a length
 
     def __getitem__(self, index: int) -> Any:
         return self.dataset[index]
@@ -49,19 +50,21 @@ class SeededBatches(Dataset):
 # ---------------------------------------------------------------------------- data and batches
 
 
-def as_dataset(data: Any) -> Dataset:
+def as_dataset(data: Any) -> Dataset[Any]:
+    """The map-style dataset `data` is or holds: a dataset, a DataLoader's, or a pair of tensors as one."""
     if isinstance(data, DataLoader):
         return data.dataset
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         return TensorDataset(*data)
     if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        return data
+        return cast(Dataset[Any], data)
     raise InvalidArgumentError(
         f"cannot train on a {type(data).__name__}: give a map-style Dataset, a DataLoader over one, "
         "or a pair of tensors (inputs, targets)")
 
 
-def collate_of(data: Any) -> Callable | None:
+def collate_of(data: Any) -> Callable[..., Any] | None:
+    """The collate function a DataLoader or dataset brings, if any."""
     if isinstance(data, DataLoader):
         return data.collate_fn
     return getattr(data, "collate_fn", None)
@@ -127,10 +130,10 @@ def logits(output: Any) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, Mapping) and "logits" in output:
-        return output["logits"]
+        return cast(torch.Tensor, output["logits"])
     if hasattr(output, "logits"):
-        return output.logits
+        return cast(torch.Tensor, output.logits)
     if isinstance(output, (tuple, list)) and output:
-        return output[0]
+        return cast(torch.Tensor, output[0])
     raise ZooError(f"the model returned a {type(output).__name__}; fit needs a tensor, a tuple starting with one, "
                    "or an object with 'logits'")

@@ -7,11 +7,12 @@ needs none of this and gets a `Context` with ``world_size == 1``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Context:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     owns_group: bool = False  # True when `setup` created the process group (and `teardown` ends it)
 
     @property
@@ -67,6 +68,12 @@ def _device(device: str | torch.device | None, local_rank: int, world: int) -> t
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count()) if world > 1 else torch.device("cuda")
     return torch.device("cpu")
+
+
+def wrap_ddp(model: torch.nn.Module, context: Context) -> torch.nn.Module:
+    """`model` in ``DistributedDataParallel``, which syncs the gradients of what is trainable now."""
+    device_ids = [context.device] if context.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:

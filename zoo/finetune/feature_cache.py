@@ -24,16 +24,17 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._files import atomic_path, zoo_cache_dir
+from ..cards import card_of
 from ..errors import ZooError
-from ..factory import card_of
 from ._select import under
 from .heads import get_head
 
@@ -64,7 +65,7 @@ def cached_features(
     *,
     data: Any,
     preprocessing: Any = None,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     device: torch.device | str | None = None,
     with_labels: bool = True,
     refresh: bool = False,
@@ -89,7 +90,7 @@ def cached_features(
         try:
             features, labels = _read(path)
             return CachedFeatures(features, labels, path, hit=True)
-        except Exception:  # a damaged entry is recomputed, never trusted
+        except Exception:  # noqa: BLE001, S110  # a damaged entry, whatever is wrong with it, is recomputed
             pass
     features, labels = extract_features(model, batches, device=device, with_labels=with_labels)
     _write(path, features, labels, key)
@@ -176,7 +177,7 @@ def fingerprint(obj: Any) -> str:
 # --------------------------------------------------------------------------- internals
 
 
-def _feed(digest: "hashlib._Hash", obj: Any) -> None:
+def _feed(digest: hashlib._Hash, obj: Any) -> None:
     if obj is None or isinstance(obj, (str, int, float, bool)):
         digest.update(f"{type(obj).__name__}:{obj!r};".encode())
     elif isinstance(obj, Path):

@@ -23,20 +23,28 @@ pickling, and `unfreeze` clears the flag. (``layer.training`` may read True afte
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 
+from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
-from ..factory import card_of
 from ._select import as_patterns, examples, matches, under
 from .groups import assign_groups
+from .options import BN_POLICIES
 
-BN_POLICIES = ("frozen", "affine", "train")
 KEEP_EVAL = "zoo_keep_eval"
 _STATS_LAYERS = (nn.modules.batchnorm._NormBase,)
 
-FreezeSpec = Any  # "backbone" | True | int | str pattern | list of patterns
+FreezeSpec = bool | int | str | Sequence[str]
+"""What to freeze: ``"backbone"`` (or True), a number of layer groups, or name patterns."""
+
+
+def check_bn_policy(bn: object) -> None:
+    """`bn` is one of `BN_POLICIES`."""
+    if bn not in BN_POLICIES:
+        raise InvalidArgumentError(f"bn must be one of {BN_POLICIES}, got {bn!r}")
 
 
 def freeze(model: nn.Module, spec: FreezeSpec = "backbone", bn: str = "frozen") -> list[str]:
@@ -44,14 +52,10 @@ def freeze(model: nn.Module, spec: FreezeSpec = "backbone", bn: str = "frozen") 
 
     A spec that matches no parameter is an error (it is almost always a typo).
     """
-    if bn not in BN_POLICIES:
-        raise InvalidArgumentError(f"bn must be one of {BN_POLICIES}, got {bn!r}")
+    check_bn_policy(bn)
     selected = _selector(model, spec)
-    frozen = []
     for name, param in model.named_parameters():
         param.requires_grad_(not selected(name))
-        if not param.requires_grad:
-            frozen.append(name)
     for name, layer in _stats_layers(model):
         if _layer_selected(name, layer, selected):
             keep_eval = bn in ("frozen", "affine")
@@ -60,10 +64,10 @@ def freeze(model: nn.Module, spec: FreezeSpec = "backbone", bn: str = "frozen") 
             _set_keep_eval(layer, keep_eval, model.training)
         else:
             _set_keep_eval(layer, False, model.training)
-    return [n for n, p in model.named_parameters() if not p.requires_grad]
+    return frozen_parameters(model)
 
 
-def unfreeze(model: nn.Module, spec: FreezeSpec = None) -> list[str]:
+def unfreeze(model: nn.Module, spec: FreezeSpec | None = None) -> list[str]:
     """Make what `spec` names trainable (everything when None); returns the names made trainable.
 
     Normalization layers inside the unfrozen part train normally again.
@@ -94,7 +98,7 @@ def kept_in_eval(model: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------- internals
 
 
-def _stats_layers(model: nn.Module):
+def _stats_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _STATS_LAYERS)]
 
 
@@ -125,12 +129,13 @@ def _selector(model: nn.Module, spec: FreezeSpec) -> Callable[[str], bool]:
     """A predicate over parameter (and buffer) names for a freeze spec; errors when it selects nothing."""
     card = card_of(model)
     names = [n for n, _ in model.named_parameters()]
+    chosen: Callable[[str], bool]
     if spec is True or spec == "backbone":
         head = card.head
         if not head:
             raise ZooError(f"model {card.name!r} declares no head in its card, so 'backbone' is undefined; "
                            "freeze by layer-group count or by name patterns instead")
-        chosen = lambda name: not under(name, head)  # noqa: E731
+        chosen = lambda name: not under(name, head)
     elif isinstance(spec, int) and not isinstance(spec, bool):
         prefixes, index = assign_groups(model)
         count = spec + len(prefixes) if spec < 0 else spec
@@ -152,7 +157,7 @@ def _selector(model: nn.Module, spec: FreezeSpec) -> Callable[[str], bool]:
                 raise InvalidArgumentError(
                     f"freeze pattern {pattern!r} matches no parameter of model {card.name!r}; "
                     f"layer groups are {list(card.layer_groups)}, parameters include {examples(names)}")
-        chosen = lambda name: any(matches(name, p) for p in patterns)  # noqa: E731
+        chosen = lambda name: any(matches(name, p) for p in patterns)
     else:
         raise InvalidArgumentError(f"cannot freeze by {spec!r}: use 'backbone', an integer over layer groups, "
                                    "or a name pattern / list of name patterns")

@@ -7,12 +7,13 @@ have no gradient and the optimizer skips them until then.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from torch import nn
 
+from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
-from ..factory import card_of
 from ._select import examples, matches_any, under
 
 NORM_TYPES: tuple[type, ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)

@@ -11,8 +11,9 @@ import dataclasses
 import torch
 from torch import nn
 
+from ..arguments import checked_num_classes
+from ..cards import attach_card, card_of
 from ..errors import InvalidArgumentError, ZooError
-from ..factory import attach_card, card_of
 from ._select import examples
 
 _OUTPUT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -48,8 +49,8 @@ def reset_head(model: nn.Module, num_classes: int, head: str | None = None) -> n
     dtype and is trainable; the model's card is updated (``num_classes``, and
     ``num_features`` when it was unknown).
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-        raise InvalidArgumentError(f"num_classes must be a non-negative integer, got {num_classes!r}")
+    if checked_num_classes(num_classes) is None:
+        raise InvalidArgumentError("reset_head needs num_classes: the number of classes, or 0 for no head")
     card = card_of(model)
     path, old = get_head(model, head)
     found = output_layer(old)
@@ -58,6 +59,7 @@ def reset_head(model: nn.Module, num_classes: int, head: str | None = None) -> n
         num_features = card.num_features
     if found is not None:
         num_features = _in_features(found[1])
+    new: nn.Module
     if num_classes == 0:
         new = nn.Identity()
         model.set_submodule(path, new)
@@ -85,7 +87,7 @@ def reset_head(model: nn.Module, num_classes: int, head: str | None = None) -> n
 
 
 def _in_features(layer: nn.Module) -> int:
-    return layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
+    return int(layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels)  # type: ignore[arg-type]
 
 
 def _like(layer: nn.Module, out: int) -> nn.Module:

@@ -11,13 +11,14 @@ so a freshly adapted model gives exactly the outputs it gave before.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
-from ..factory import card_of
+from ._checks import whole_number
 from ._select import examples, matches, under
 from .freezing import freeze
 
@@ -25,16 +26,15 @@ from .freezing import freeze
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` (``base``) plus a trainable low-rank update."""
 
-    def __init__(self, base: nn.Linear, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    def __init__(self, base: nn.Linear, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0) -> None:
         super().__init__()
-        if rank < 1:
-            raise InvalidArgumentError(f"LoRA rank must be at least 1, got {rank!r}")
+        whole_number("rank", rank, 1)
         self.base = base
         self.rank = rank
         self.scaling = alpha / rank
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **factory))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **factory))
+        device, dtype = base.weight.device, base.weight.dtype
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=device, dtype=dtype))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=device, dtype=dtype))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
@@ -60,8 +60,9 @@ class LoRALinear(nn.Module):
         return self.base.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = self.dropout(x) @ self.lora_a.transpose(0, 1) @ self.lora_b.transpose(0, 1)
-        return self.base(x) + update * self.scaling
+        update: torch.Tensor = self.dropout(x) @ self.lora_a.transpose(0, 1) @ self.lora_b.transpose(0, 1)
+        plain: torch.Tensor = self.base(x)
+        return plain + update * self.scaling
 
     def merged(self) -> nn.Linear:
         """A plain Linear computing the same function (in eval mode)."""
@@ -111,8 +112,9 @@ def apply_lora(
             raise InvalidArgumentError(f"LoRA target {pattern!r} matches no Linear layer of model {card.name!r}; "
                                        f"its Linear layers include {examples(n for n, _ in linears)}")
         chosen += [n for n in hits if n not in chosen]
+    layers = dict(linears)
     for name in chosen:
-        model.set_submodule(name, LoRALinear(model.get_submodule(name), rank=rank, alpha=alpha, dropout=dropout))
+        model.set_submodule(name, LoRALinear(layers[name], rank=rank, alpha=alpha, dropout=dropout))
     if head:
         freeze(model, "backbone")
     else:
@@ -137,9 +139,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
     Call it before saving a LoRA-tuned model (the saved file then loads into the plain
     architecture). Returns `model`; a model without adapters is returned unchanged.
     """
-    adapted = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)]
-    for name in adapted:
-        model.set_submodule(name, model.get_submodule(name).merged())
+    adapted = [(n, m) for n, m in model.named_modules() if isinstance(m, LoRALinear)]
+    for name, adapter in adapted:
+        model.set_submodule(name, adapter.merged())
     return model
 
 

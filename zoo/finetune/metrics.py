@@ -5,7 +5,8 @@ added up over processes once, at the end.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -74,10 +75,12 @@ def format_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str] | No
     return "\n".join([head] + rows)
 
 
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """An epoch's metrics without the confusion matrices and sample counts (what its line shows)."""
+    return {k: v for k, v in metrics.items() if not k.endswith(("confusion", "samples"))}
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
-    parts = []
-    for key, value in metrics.items():
-        if key == "confusion" or key.endswith("_confusion") or key.endswith("samples"):
-            continue
-        parts.append(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join(parts)
+    """``key=value`` pairs of `summary`, floats to four places."""
+    return " ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+                    for key, value in summary(metrics).items())

@@ -31,8 +31,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .._files import _sync_directory
 from ..errors import ZooError
@@ -55,7 +56,7 @@ class OutputError(ZooError):
 
 
 @contextlib.contextmanager
-def hold(folder: str | os.PathLike) -> Iterator[Path]:
+def hold(folder: str | os.PathLike[str]) -> Iterator[Path]:
     """Own run folder `folder` (created if needed) for the block; nested holds in one process share the lock."""
     folder = Path(folder)
     key = _key(folder)
@@ -75,7 +76,7 @@ def hold(folder: str | os.PathLike) -> Iterator[Path]:
                 _release(folder, token)
 
 
-def owner_of(folder: str | os.PathLike) -> dict[str, Any] | None:
+def owner_of(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The live run that holds `folder`'s lock (its pid, host, start time), or None."""
     path = Path(folder) / LOCK
     owner = _read_lock(path)
@@ -182,7 +183,7 @@ def _pid_alive(pid: int) -> bool:
 # ---------------------------------------------------------------------------- replacing a folder as one unit
 
 
-def replace_folder(target: str | os.PathLike, fill: Callable[[Path], None], *, carry: str | None = None) -> Path:
+def replace_folder(target: str | os.PathLike[str], fill: Callable[[Path], None], *, carry: str | None = None) -> Path:
     """Make a new `target` with ``fill(staging)`` and swap it in as one unit (see the module docstring).
 
     `carry` names a sub-folder of the current `target` (the run folder) that moves into the new one.
@@ -222,7 +223,7 @@ def _swap(staging: Path, target: Path, retired: Path) -> None:
         raise
 
 
-def recover(target: str | os.PathLike, *, carry: str | None = None) -> None:
+def recover(target: str | os.PathLike[str], *, carry: str | None = None) -> None:
     """Undo what a killed `replace_folder` of `target` left half done (only leftovers of dead processes)."""
     target = Path(target)
     for retired in _leftovers(target, "old"):
@@ -236,7 +237,7 @@ def recover(target: str | os.PathLike, *, carry: str | None = None) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def replacing_now(target: str | os.PathLike) -> int | None:
+def replacing_now(target: str | os.PathLike[str]) -> int | None:
     """The pid of a live process that is replacing `target` right now, if any."""
     return next((pid for _, _, pid in _siblings(Path(target)) if pid != os.getpid() and _pid_alive(pid)), None)
 
@@ -270,7 +271,7 @@ def _siblings(target: Path) -> list[tuple[Path, str, int]]:
 
 
 @contextlib.contextmanager
-def claim(out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Iterator[Path]:
+def claim(out: str | os.PathLike[str], *, overwrite: bool = False, resume: bool = False) -> Iterator[Path]:
     """Own output folder `out` for one run and yield its run folder.
 
     Refused before anything is trained: `out` is a file or a mount point, another run owns it or
@@ -289,7 +290,7 @@ def claim(out: str | os.PathLike, *, overwrite: bool = False, resume: bool = Fal
         yield run
 
 
-def publish(model_dir: str | os.PathLike, out: str | os.PathLike) -> Path:
+def publish(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """Make the files of `model_dir` the model at the top of `out`, keeping `out`'s run folder."""
     model_dir, out = Path(model_dir), Path(out)
 
@@ -311,7 +312,7 @@ def cannot_write(what: str, path: Path, exc: OSError) -> str:
     """One line for a failed write: what, where and the system's reason (full disk, permissions)."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     hint = {errno.ENOSPC: "free some disk space", errno.EDQUOT: "free some disk space",
-            errno.EROFS: "choose a folder on a writable disk"}.get(exc.errno, "check the folder's permissions")
+            errno.EROFS: "choose a folder on a writable disk"}.get(exc.errno or 0, "check the folder's permissions")
     return f"cannot write {what} {path}: {reason}; {hint}"
 
 

@@ -15,15 +15,19 @@ schedule never miss a parameter.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
+from ..cards import card_of
 from ..errors import InvalidArgumentError
-from ..factory import card_of
+from ._cards import card_or_none
+from ._checks import is_int, is_real, positive_number, require, whole_number
 from ._select import under
-from .freezing import BN_POLICIES, freeze, unfreeze
+from .freezing import check_bn_policy, freeze, unfreeze
 from .groups import group_prefixes
+from .options import DEFAULT_STRATEGY
 
 
 class Strategy:
@@ -57,8 +61,8 @@ class Freeze(Strategy):
 
     name = "freeze"
 
-    def __init__(self, bn: str = "frozen"):
-        _check_bn(bn)
+    def __init__(self, bn: str = "frozen") -> None:
+        check_bn_policy(bn)
         self.bn = bn
         # Cached features are only the live features when nothing in the backbone changes.
         self.uses_feature_cache = bn == "frozen"
@@ -76,10 +80,9 @@ class FreezeUnfreeze(Strategy):
 
     name = "freeze_unfreeze"
 
-    def __init__(self, freeze_epochs: int = 1, bn: str = "frozen"):
-        _check_bn(bn)
-        if not isinstance(freeze_epochs, int) or freeze_epochs < 0:
-            raise InvalidArgumentError(f"freeze_epochs must be a non-negative integer, got {freeze_epochs!r}")
+    def __init__(self, freeze_epochs: int = 1, bn: str = "frozen") -> None:
+        check_bn_policy(bn)
+        whole_number("freeze_epochs", freeze_epochs, 0)
         self.freeze_epochs = freeze_epochs
         self.bn = bn
 
@@ -103,12 +106,12 @@ class UnfreezeMilestones(Strategy):
 
     name = "unfreeze_milestones"
 
-    def __init__(self, milestones: Sequence[int] | None = None, groups_per_milestone: int = 1, bn: str = "frozen"):
-        _check_bn(bn)
-        if milestones is not None and (list(milestones) != sorted(milestones) or any(m < 0 for m in milestones)):
-            raise InvalidArgumentError(f"milestones must be increasing epoch numbers, got {milestones!r}")
-        if groups_per_milestone < 1:
-            raise InvalidArgumentError(f"groups_per_milestone must be at least 1, got {groups_per_milestone!r}")
+    def __init__(self, milestones: Sequence[int] | None = None, groups_per_milestone: int = 1,
+                 bn: str = "frozen") -> None:
+        check_bn_policy(bn)
+        require("milestones", milestones, milestones is None or _increasing_epochs(milestones),
+                "None or increasing epoch numbers (whole numbers of at least 0)")
+        whole_number("groups_per_milestone", groups_per_milestone, 1)
         self.milestones = tuple(milestones) if milestones is not None else None
         self.groups_per_milestone = groups_per_milestone
         self.bn = bn
@@ -139,7 +142,11 @@ class LoRA(Strategy):
 
     name = "lora"
 
-    def __init__(self, targets: Sequence[str] | None = None, rank: int = 8, alpha: float = 16.0, dropout: float = 0.0):
+    def __init__(self, targets: Sequence[str] | None = None, rank: int = 8, alpha: float = 16.0,
+                 dropout: float = 0.0) -> None:
+        whole_number("rank", rank, 1)
+        positive_number("alpha", alpha)
+        require("dropout", dropout, is_real(dropout) and 0 <= dropout < 1, "a number from 0 up to (not including) 1")
         self.targets = list(targets) if targets is not None else None
         self.rank = rank
         self.alpha = alpha
@@ -152,9 +159,9 @@ class LoRA(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (NoFreeze, Freeze, FreezeUnfreeze, UnfreezeMilestones, LoRA)
+    cls.name: cls for cls in (FreezeUnfreeze, NoFreeze, Freeze, UnfreezeMilestones, LoRA)
 }
-DEFAULT = "freeze_unfreeze"
+DEFAULT = DEFAULT_STRATEGY
 
 
 def get_strategy(name_or_obj: str | Strategy | None = None, **options: Any) -> Strategy:
@@ -171,10 +178,27 @@ def get_strategy(name_or_obj: str | Strategy | None = None, **options: Any) -> S
         raise InvalidArgumentError(f"unknown fine-tune strategy {name!r}; choose one of {sorted(STRATEGIES)}")
     try:
         return STRATEGIES[name](**options)
+    except InvalidArgumentError:  # an option out of range, already named
+        raise
     except TypeError as exc:
         raise InvalidArgumentError(f"strategy {name!r} does not take these options: {exc}") from None
 
 
-def _check_bn(bn: str) -> None:
-    if bn not in BN_POLICIES:
-        raise InvalidArgumentError(f"bn must be one of {BN_POLICIES}, got {bn!r}")
+def strategy_for(model: nn.Module, spec: str | Strategy | None = None) -> Strategy | None:
+    """The strategy a run of `fit` uses: the one given, or one by name.
+
+    Without one, a zoo model that is wholly trainable gets the default recipe (``freeze_unfreeze``);
+    a model with frozen parts (``zoo.create(..., freeze=...)``, a recipe such as ``resnet_ft``) and
+    any other module keep their freeze state: what is trainable trains.
+    """
+    if spec is None:
+        if card_or_none(model) is None or not all(p.requires_grad for p in model.parameters()):
+            return None
+        spec = DEFAULT
+    return get_strategy(spec)
+
+
+def _increasing_epochs(milestones: object) -> bool:
+    if not isinstance(milestones, Sequence) or isinstance(milestones, str):
+        return False
+    return all(is_int(m) and m >= 0 for m in milestones) and list(milestones) == sorted(milestones)
