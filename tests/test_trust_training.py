@@ -94,9 +94,9 @@ def test_weights_with_nan_are_never_saved_as_the_best_model(tmp_path):
 
 
 def test_with_a_patience_only_that_many_non_finite_losses_in_a_row_stop_a_run():
-    from zoo.finetune.trainer import _NonFiniteLosses
+    from zoo.finetune.loop import NonFiniteLosses
 
-    watch = _NonFiniteLosses(patience=3)  # as with a gradient scaler, which skips inf steps itself
+    watch = NonFiniteLosses(patience=3)  # as with a gradient scaler, which skips inf steps itself
     for step, value in enumerate([math.nan, 1.0, math.inf, math.nan, 2.0, math.nan, math.nan], start=1):
         watch.record(torch.tensor(value), 1, step)
     assert watch.failure() is None and watch.in_a_row == 2

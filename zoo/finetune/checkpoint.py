@@ -7,16 +7,28 @@ old one, so a run killed during a save leaves the previous checkpoint whole.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from .._files import atomic_write
 from ..errors import ZooError
+from ..weights.formats import write_safetensors
+from ..weights.saving import (
+    WEIGHTS_NAME,
+    check_finite_parameters,
+    first_nonfinite_parameter,
+    plain_state_dict,
+    save_pretrained,
+)
+from ._cards import card_or_none
 from .run_dir import cannot_write, recover, replace_folder
 
 LAST = "last.pt"
@@ -31,7 +43,7 @@ class NonFiniteError(ZooError, FloatingPointError):
     """Training produced NaN or Inf (in the loss or the weights); nothing non-finite is saved."""
 
 
-def remove_stale_temporaries(directory: str | os.PathLike) -> None:
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:
     """Delete half-written files a killed run left behind (the finished ones are untouched).
 
     Call it only while holding the folder's lock (`zoo.finetune.run_dir.hold`): then no live run
@@ -48,7 +60,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> None:
             stale.unlink(missing_ok=True)
 
 
-def save(state: dict[str, Any], path: str | os.PathLike) -> Path:
+def save(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a training state atomically; on a write error the previous file at `path` is kept."""
     try:
         return atomic_write(path, lambda handle: torch.save(state, handle))
@@ -57,8 +69,11 @@ def save(state: dict[str, Any], path: str | os.PathLike) -> Path:
                               "so the run can resume from it") from exc
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training state (tensors and plain data only: nothing in it can run code)."""
+def load(path: str | os.PathLike[str]) -> Any:
+    """Read a training state (tensors and plain data only: nothing in it can run code).
+
+    What the file holds is returned as it is; `zoo.finetune.resume.check_checkpoint` checks it is one.
+    """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; point resume at a last.pt file, "
@@ -78,16 +93,28 @@ def rng_state() -> dict[str, Any]:
     """The state of every generator training draws from, as plain data and tensors."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": _python_state()}
     try:
-        import numpy as np
+        import numpy as np  # optional: torch runs without it
 
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        kind, keys, pos, has_gauss, gauss = cast(tuple[str, Any, int, int, float], np.random.get_state())
         state["numpy"] = {"keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
                           "has_gauss": int(has_gauss), "gauss": float(gauss), "kind": str(kind)}
     except ImportError:
         pass
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator training draws from (Python's, torch's and numpy's when installed)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np  # optional: torch runs without it
+
+        np.random.seed(seed % 2 ** 32)
+    except ImportError:
+        pass
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -95,7 +122,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "numpy" in state:
-        import numpy as np
+        import numpy as np  # optional: torch runs without it
 
         np_state = state["numpy"]
         np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype("uint32"), np_state["pos"],
@@ -104,7 +131,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _python_state() -> tuple:
+def _python_state() -> tuple[Any, ...]:
     version, internal, gauss = random.getstate()
     return version, list(internal), gauss
 
@@ -112,7 +139,7 @@ def _python_state() -> tuple:
 # ---------------------------------------------------------------------------- the best model
 
 
-def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[str, Any] | None = None,
+def save_best(model: torch.nn.Module, directory: str | os.PathLike[str], extra: dict[str, Any] | None = None,
               labels: list[str] | None = None) -> Path:
     """Save `model` into `directory`, replacing what is there as one unit once the new copy is complete.
 
@@ -127,8 +154,6 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[
     def fill(staging: Path) -> None:
         save_model(model, staging, labels=labels)
         if extra:
-            import json
-
             (staging / "training.json").write_text(json.dumps(extra, indent=2, default=str))
 
     try:
@@ -141,41 +166,31 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike, extra: dict[
 
 def check_finite(model: torch.nn.Module, what: str, hint: str = "") -> None:
     """Raise `NonFiniteError` naming the first parameter with a NaN or Inf (`hint` ends the message)."""
-    from ..weights.saving import first_nonfinite_parameter
-
     name = first_nonfinite_parameter(model)
     if name is not None:
         raise NonFiniteError(f"{what} has NaN or Inf values (first in {name!r}) and was not saved{hint}")
 
 
-def save_model(model: torch.nn.Module, directory: Path, labels: list[str] | None = None) -> None:
+def save_model(model: torch.nn.Module, directory: Path, labels: Sequence[str] | None = None) -> None:
     """`zoo.save_pretrained` for zoo models, a plain safetensors state dict for any other module.
 
-    Either way only the model's own files are written, and a model with NaN or Inf parameters is refused.
+    Either way only the model's own files are written, and a model with NaN or Inf parameters is
+    refused. Tensors tied to each other are stored once, as `zoo.save_pretrained` stores them
+    (``safetensors.torch.load_model`` ties them again on load).
     """
-    from ..factory import CARD_ATTRIBUTE
-    from ..weights.formats import write_safetensors
-    from ..weights.saving import WEIGHTS_NAME, check_finite_parameters
-
-    if getattr(model, CARD_ATTRIBUTE, None) is not None:
-        from .. import save_pretrained
-
-        card = getattr(model, CARD_ATTRIBUTE)
+    card = card_or_none(model)
+    if card is not None:
         if labels is not None and card.num_classes not in (None, len(labels)):
             labels = None  # the head does not predict these classes (a regression or feature model)
         save_pretrained(model, str(directory), labels=labels)
         return
     check_finite_parameters(model)
-    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    write_safetensors(_untie(tensors), Path(directory) / WEIGHTS_NAME)
+    write_safetensors(plain_state_dict(model), Path(directory) / WEIGHTS_NAME)
 
 
-def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses tensors that share memory; give each shared one its own copy."""
-    seen: set[int] = set()
-    out = {}
-    for name, tensor in tensors.items():
-        key = tensor.untyped_storage().data_ptr()
-        out[name] = tensor.clone() if key in seen else tensor
-        seen.add(key)
-    return out
+def unwrap_ddp_and_compile(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a ``DistributedDataParallel`` and a ``torch.compile`` wrapper (or `model` itself)."""
+    if isinstance(model, DistributedDataParallel):
+        model = model.module
+    original = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule keeps the module there
+    return original if isinstance(original, torch.nn.Module) else model
