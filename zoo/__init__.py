@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .cards import (
     AudioInput,
     ImageInput,
@@ -39,7 +40,6 @@ from .registry import Registry, default_registry
 if TYPE_CHECKING:
     import torch
 
-__version__ = "0.1.0"
 
 __all__ = [
     "PLUGIN_API_VERSION", "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -31,7 +33,7 @@ def source_tree_entry_points(group: str) -> list[SourceEntryPoint]:
     if project.get("name") != "zoo":
         return []
     _add_package_parents(package_dirs)
-    version = str(project.get("version", "source"))
+    version = str(project.get("version", __version__))  # the version is dynamic: zoo._version holds it
     entries = project.get("entry-points", {}).get(group, {})
     return [SourceEntryPoint(name, value, version) for name, value in entries.items()]
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .._files import atomic_write, write_text_atomic
+from .._version import __version__
 from ..cards import ModelCard
 from ..errors import WeightsError
 from .formats import inside_folder, read_small_file, write_safetensors
@@ -89,8 +90,6 @@ def _labels(card: ModelCard, labels: Sequence[str] | None) -> list[str] | None:
 
 
 def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None) -> dict[str, Any]:
-    from .. import __version__
-
     extra = {k: v for k, v in card.extra.items() if k != "weights_location"}
     saved = ModelCard.from_dict({**card.to_dict(), "extra": extra})
     zoo_block: dict[str, Any] = {"format": FORMAT_VERSION, "version": __version__}

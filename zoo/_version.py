@@ -1,0 +1,2 @@
+"""zoo's version, in a module of its own so that any part of zoo can read it without importing the package."""
+__version__ = "0.1.0"
