@@ -17,10 +17,8 @@ import contextlib
 import functools
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,6 +27,8 @@ import torch
 import torchvision
 from torch import nn
 from torchvision import models as tv_models
+
+from zoo.files import write_text_atomic
 
 from .catalog import CATALOG, FORMAT_VERSION
 
@@ -379,19 +379,6 @@ def stale_reason(path: Path = CATALOG) -> str | None:
             f"changed {changed[:10]}. Run: python -m zoo_vision.generate")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the catalogue is out of date")
@@ -402,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         print(reason or f"{args.output} is up to date")
         return 1 if reason else 0
     catalog = build_catalog()
-    write_atomic(args.output, render(catalog))
+    write_text_atomic(args.output, render(catalog))
     weights = sum(len(c["weights"]) for c in catalog["cards"])
     print(f"wrote {args.output}: {len(catalog['cards'])} cards, {weights} weights, torchvision {catalog['torchvision']}")
     return 0

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .._files import write_text_atomic
+from ..files import write_text_atomic
 from ..errors import InvalidArgumentError, WeightsError, ZooError
 from ..names import HUB_PREFIX
 
@@ -223,7 +223,7 @@ def tokenizer_for(model_or_card: Any, *, train_texts: Iterable[str] | None = Non
 
 
 def _card_of(model: Any):
-    from ..factory import card_of
+    from ..cards import card_of
 
     return card_of(model)
 
@@ -249,7 +249,7 @@ def _stored_tokenizer(card: Any, max_length: int, lowercase: bool) -> TextTokeni
 
 def attach_tokenizer(model: Any, tokenizer: TextTokenizer) -> None:
     """Give `model` this tokenizer, stored in its card so `zoo.save_pretrained` keeps it."""
-    from ..factory import attach_card
+    from ..cards import attach_card
 
     card = _card_of(model)
     object.__setattr__(model, TOKENIZER_ATTRIBUTE, tokenizer)

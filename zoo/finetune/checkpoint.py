@@ -18,7 +18,7 @@ from typing import Any, cast
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .._files import atomic_write
+from ..files import atomic_write
 from ..errors import ZooError
 from ..weights.formats import write_safetensors
 from ..weights.saving import (

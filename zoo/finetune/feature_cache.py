@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._files import atomic_path, zoo_cache_dir
+from ..files import atomic_path, zoo_cache_dir
 from ..cards import card_of
 from ..errors import ZooError
 from ._select import under

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._files import _sync_directory
+from ..files import sync_directory
 from ..errors import ZooError
 
 RUN_FOLDER = "checkpoints"
@@ -195,7 +195,7 @@ def replace_folder(target: str | os.PathLike[str], fill: Callable[[Path], None],
     staging.mkdir()
     try:
         fill(staging)
-        _sync_directory(staging)
+        sync_directory(staging)
         if carry is not None and (target / carry).exists():
             os.rename(target / carry, staging / carry)
         _swap(staging, target, retired)
@@ -207,7 +207,7 @@ def replace_folder(target: str | os.PathLike[str], fill: Callable[[Path], None],
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(retired, ignore_errors=True)
-    _sync_directory(target.parent)
+    sync_directory(target.parent)
     return target
 
 

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import torch
 
-from .._files import atomic_path
+from ..files import atomic_path
 from ..errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]

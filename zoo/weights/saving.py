@@ -21,9 +21,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from .._files import atomic_write, write_text_atomic
+from ..files import atomic_write, write_text_atomic
 from .._version import __version__
-from ..cards import ModelCard
+from ..cards import ModelCard, card_of
 from ..errors import WeightsError
 from .formats import inside_folder, read_small_file, write_safetensors
 from .verify import sha256_of
@@ -233,8 +233,6 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence
     ``README.md`` and the tokenizer files the model came with; every file goes through a temporary name,
     so an interrupted save leaves the previous files whole. A model with NaN or Inf parameters is refused.
     """
-    from ..factory import card_of
-
     card = card_of(model)
     directory = Path(directory).expanduser()
     names = _labels(card, labels)

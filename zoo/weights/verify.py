@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from .._files import write_text_atomic, zoo_cache_dir
+from ..files import write_text_atomic, zoo_cache_dir
 from ..errors import WeightsError
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
