@@ -448,6 +448,12 @@ def card_of(model: Any) -> ModelCard:
     return card
 
 
+def card_or_none(model: Any) -> ModelCard | None:
+    """The card `model` carries, or None for a module zoo did not create (the trainer trains any module)."""
+    card = getattr(model, CARD_ATTRIBUTE, None)
+    return card if isinstance(card, ModelCard) else None
+
+
 def card_labels(card: ModelCard) -> list[str] | None:
     """The class names a model with this card predicts, in output order; None when the card does not say.
 

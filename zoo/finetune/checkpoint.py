@@ -18,8 +18,9 @@ from typing import Any, cast
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..files import atomic_write
+from ..cards import card_or_none
 from ..errors import ZooError
+from ..files import atomic_write
 from ..weights.formats import write_safetensors
 from ..weights.saving import (
     WEIGHTS_NAME,
@@ -28,7 +29,6 @@ from ..weights.saving import (
     plain_state_dict,
     save_pretrained,
 )
-from ._cards import card_or_none
 from .run_dir import cannot_write, recover, replace_folder
 
 LAST = "last.pt"

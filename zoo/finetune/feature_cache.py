@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_path, zoo_cache_dir
 from ..cards import card_of
 from ..errors import ZooError
+from ..files import atomic_path, zoo_cache_dir
 from ._select import under
 from .heads import get_head
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._cards import card_or_none
+from ..cards import card_or_none
 from .config import ParamGroups, TrainerConfig, is_scheduler
 from .groups import no_decay_names, param_groups
 

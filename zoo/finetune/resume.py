@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..cards import card_or_none
 from . import checkpoint as ckpt
-from ._cards import card_or_none
 from .checkpoint import CheckpointError, unwrap_ddp_and_compile
 from .config import TrainerConfig
 from .metrics import Meter

@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..files import sync_directory
 from ..errors import ZooError
+from ..files import sync_directory
 
 RUN_FOLDER = "checkpoints"
 LOCK = "lock"

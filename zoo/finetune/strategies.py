@@ -20,9 +20,8 @@ from typing import Any
 
 from torch import nn
 
-from ..cards import card_of
+from ..cards import card_of, card_or_none
 from ..errors import InvalidArgumentError
-from ._cards import card_or_none
 from ._checks import is_int, is_real, positive_number, require, whole_number
 from ._select import under
 from .freezing import check_bn_policy, freeze, unfreeze

@@ -21,10 +21,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..files import atomic_write, write_text_atomic
 from .._version import __version__
-from ..cards import ModelCard, card_of
+from ..cards import ModelCard, card_labels, card_of
 from ..errors import WeightsError
+from ..files import atomic_write, write_text_atomic
 from .formats import inside_folder, read_small_file, write_safetensors
 from .verify import sha256_of
 
@@ -75,18 +75,6 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             seen_storages.add(pointer)
         out[key] = tensor.contiguous()
     return out
-
-
-def _labels(card: ModelCard, labels: Sequence[str] | None) -> list[str] | None:
-    if labels is not None:
-        return list(labels)
-    if card.extra.get("labels"):
-        return list(card.extra["labels"])
-    tag = card.default_weights
-    weights = card.weights.get(tag) if tag else None
-    if weights is not None and weights.labels and len(weights.labels) == card.num_classes:
-        return list(weights.labels)
-    return None
 
 
 def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None) -> dict[str, Any]:
@@ -235,7 +223,7 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence
     """
     card = card_of(model)
     directory = Path(directory).expanduser()
-    names = _labels(card, labels)
+    names = list(labels) if labels is not None else card_labels(card)
     if names is not None and card.num_classes not in (None, len(names)):
         raise WeightsError(f"{len(names)} labels given, but the model has {card.num_classes} outputs")
     check_finite_parameters(model)
