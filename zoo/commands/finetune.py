@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import data as zdata
+from ..finetune import run_dir
+from ..finetune.options import (
+    DEFAULT_STRATEGY,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+    STRATEGY_NAMES,
+)
 from .loading import model_to_finetune
 from .options import (
     Subcommands,
@@ -28,8 +36,6 @@ if TYPE_CHECKING:
 
     from ..finetune import FitResult
 
-STRATEGIES = ("freeze_unfreeze", "no_freeze", "freeze", "unfreeze_milestones", "lora")
-
 
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on a folder of images or audio clips, or a CSV/JSONL of texts",
@@ -41,12 +47,14 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--val", help="validation data, laid out like --data (default: measure on --data)")
     p.add_argument("--epochs", type=non_negative_int, default=3,
                    help="passes over the data, 0 or more (default: %(default)s)")
-    p.add_argument("--strategy", default=None, choices=STRATEGIES, help="what trains when (default: freeze_unfreeze)")
+    p.add_argument("--strategy", default=None, choices=STRATEGY_NAMES,
+                   help=f"what trains when (default: {DEFAULT_STRATEGY})")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate, above 0 (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="samples per step and process, 1 or more")
-    p.add_argument("--optimizer", default="adamw", choices=("adamw", "adam", "sgd"))
-    p.add_argument("--scheduler", default="cosine", choices=("cosine", "onecycle", "linear", "constant"))
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    # the trainer's own names; the first of each is its default
+    p.add_argument("--optimizer", default=OPTIMIZERS[0], choices=OPTIMIZERS, help="(default: %(default)s)")
+    p.add_argument("--scheduler", default=SCHEDULERS[0], choices=SCHEDULERS, help="(default: %(default)s)")
+    p.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="(default: %(default)s)")
     p.add_argument("--out", default="zoo-finetuned",
                    help="folder for the fine-tuned model (default: %(default)s): new or empty, or one zoo wrote "
                         "before with --resume or --overwrite; the run's checkpoints go to OUT/checkpoints")
@@ -68,8 +76,6 @@ def add_commands(sub: Subcommands) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from ..finetune import run_dir  # imports torch: only once the command runs
-
     classes = zdata.class_names(args.data, **table_columns(args))
     out = Path(args.out).expanduser()
     if not _first_process():  # torchrun: the first process owns --out and publishes
@@ -82,7 +88,7 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     """Train on the data and publish the best model to `out` (`run` is the run folder inside it)."""
     import torch  # only once the command runs
 
-    from ..finetune import Trainer, run_dir
+    from ..finetune import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
