@@ -3,10 +3,9 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 from zoo.registry import natural_key
-
-from conftest import REPO
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ import json
 
 import pytest
 import torch
+import trainer_models as tm
 
 import zoo
 import zoo.data
 from zoo.errors import DataError
 from zoo.finetune import fit
-
-import trainer_models as tm
 
 QUIET = {"progress": False, "verbose": False}
 

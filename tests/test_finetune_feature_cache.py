@@ -1,11 +1,10 @@
 import pytest
 import torch
+from finetune_models import conv_net
 
 import zoo
 from zoo.finetune import freeze, reset_head
 from zoo.finetune.feature_cache import cache_key, cached_features, fingerprint
-
-from finetune_models import conv_net
 
 G = torch.Generator().manual_seed(0)
 IMAGES = torch.randn(20, 3, 16, 16, generator=G)

@@ -4,12 +4,11 @@ import pickle
 
 import pytest
 import torch
+from finetune_models import conv_net
 
 import zoo
 from zoo.finetune import freeze, param_groups, reset_head, unfreeze
 from zoo.finetune.freezing import kept_in_eval
-
-from finetune_models import conv_net
 
 BATCH = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
 

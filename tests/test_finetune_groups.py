@@ -1,11 +1,10 @@
 import pytest
 import torch
+from finetune_models import conv_net
 from torch import nn
 
 import zoo
 from zoo.finetune import freeze, layer_groups, param_groups, unfreeze
-
-from finetune_models import conv_net
 
 X = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 Y = torch.arange(8) % 5

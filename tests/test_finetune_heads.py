@@ -1,12 +1,11 @@
 import pytest
 import torch
+from finetune_models import CONV_CARD, conv_net, encoder
 from torch import nn
 
 import zoo
-from zoo.finetune import freeze, get_head, reset_head
 from zoo.factory import attach_card
-
-from finetune_models import CONV_CARD, conv_net, encoder
+from zoo.finetune import freeze, get_head, reset_head
 
 
 def test_reset_head_replaces_the_output_layer_inside_a_container_head():

@@ -1,10 +1,9 @@
 import pytest
 import torch
+from finetune_models import TinyEncoder, encoder
 
 import zoo
 from zoo.finetune.lora import LoRALinear, apply_lora, lora_state_dict, merge_lora, merged_state_dict
-
-from finetune_models import TinyEncoder, encoder
 
 IDS = torch.randint(0, 50, (4, 6), generator=torch.Generator().manual_seed(0))
 LABELS = torch.tensor([0, 1, 0, 1])

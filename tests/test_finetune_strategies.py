@@ -1,11 +1,10 @@
 import pytest
+from finetune_models import conv_net, encoder
 
 import zoo
 from zoo.finetune import get_strategy
 from zoo.finetune.freezing import kept_in_eval
 from zoo.finetune.strategies import STRATEGIES, Strategy
-
-from finetune_models import conv_net, encoder
 
 
 def trainable_groups(model):

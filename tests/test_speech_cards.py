@@ -11,14 +11,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import zoo  # noqa: E402
 from conftest import run_python  # noqa: E402
+from test_speech_support import create_tiny  # noqa: E402
+
+import zoo  # noqa: E402
 from zoo.factory import attach_card, import_builder  # noqa: E402
 from zoo.finetune import freeze, unfreeze  # noqa: E402
 from zoo.finetune.groups import layer_groups  # noqa: E402
 from zoo.weights.loading import parameters_on_meta  # noqa: E402
 from zoo_speech.architectures import ASR_PARAM_OVERRIDES, EN_CTC_LABELS, ENCODERS  # noqa: E402
-from test_speech_support import create_tiny  # noqa: E402
 
 SPEECH_FAMILIES = {"wav2vec2", "hubert", "wavlm", "kws"}
 

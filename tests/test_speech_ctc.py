@@ -8,8 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 torchaudio = pytest.importorskip("torchaudio")
 
-import zoo  # noqa: E402
 from test_speech_support import TINY_ARCH, create_tiny, tiny_card  # noqa: E402
+
+import zoo  # noqa: E402
 from zoo.data.audio import collate_audio, load_audio  # noqa: E402
 from zoo_speech.architectures import EN_CTC_LABELS  # noqa: E402
 from zoo_speech.ctc import greedy_decode, read_vocab  # noqa: E402

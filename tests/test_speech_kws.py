@@ -10,8 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import zoo  # noqa: E402
 from conftest import REPO  # noqa: E402
+
+import zoo  # noqa: E402
 from zoo.data.audio import collate_audio, load_audio, read_audio  # noqa: E402
 from zoo_speech.demo import DEMO_WORDS, demo_data_dir  # noqa: E402
 

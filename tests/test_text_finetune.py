@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+from test_text_support import single_thread  # noqa: E402, F401
+
 import zoo  # noqa: E402
 from zoo.data import text as text_data  # noqa: E402
-from test_text_support import single_thread  # noqa: E402, F401
 
 POSITIVE = ["good", "great", "wonderful", "lovely", "excellent", "fun", "happy", "brilliant"]
 NEGATIVE = ["bad", "awful", "boring", "terrible", "sad", "dull", "poor", "horrible"]

@@ -7,10 +7,10 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("single_thread")
 transformers = pytest.importorskip("transformers")
 
+from test_text_support import TINY, fake_hub_repo, padded_batch, reference_bert_tokenizer, single_thread, tiny_hf_model  # noqa: E402, F401
+
 import zoo  # noqa: E402
 from zoo.data import text as text_data  # noqa: E402
-from test_text_support import (TINY, fake_hub_repo, padded_batch, reference_bert_tokenizer,  # noqa: E402, F401
-                               single_thread, tiny_hf_model)
 from zoo_text.hf_checkpoints import convert_state_dict  # noqa: E402
 
 TOL = 1e-5

@@ -6,8 +6,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-import zoo  # noqa: E402
 from test_text_support import TINY, padded_batch, single_thread  # noqa: E402, F401
+
+import zoo  # noqa: E402
 from zoo.finetune._select import under  # noqa: E402
 
 TEXT_MODELS = ["bert_base_uncased", "bert_base_cased", "bert_large_uncased", "bert_large_cased",

@@ -9,9 +9,10 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("single_thread")
 transformers = pytest.importorskip("transformers")
 
+from test_text_support import WORDS, reference_bert_tokenizer, single_thread, write_vocab  # noqa: E402, F401
+
 import zoo  # noqa: E402
 from zoo.data import text as text_data  # noqa: E402
-from test_text_support import WORDS, reference_bert_tokenizer, single_thread, write_vocab  # noqa: E402, F401
 
 EXTRAS = ["", " ", "   leading and trailing   ", "Café naïve Über straße", "ÉCOLE élève", "emoji 😀 🚀 ok",
           "日本 中文 mixed 日本語", "tabs\tand\nnewlines", "punctuation!!! ?? ...,;:", "un-able (can't)",

@@ -10,11 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+import trainer_models as tm
 
 from zoo.cli import main
-
-import trainer_models as tm
 
 REPO = Path(__file__).resolve().parent.parent
 

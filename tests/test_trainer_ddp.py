@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 import trainer_models as tm
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import trainer_models as tm
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -13,8 +14,6 @@ import zoo.data
 from zoo.finetune import Trainer, fit
 from zoo.finetune.checkpoint import CheckpointError
 from zoo.finetune.trainer import Callback, evaluate
-
-import trainer_models as tm
 
 QUIET = {"progress": False, "verbose": False}
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import trainer_models as tm
 
 from zoo.cli import main
 from zoo.finetune import checkpoint as ckpt
-
-import trainer_models as tm
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import trainer_models as tm
+from weights_models import fill_hf_cache, isolate_caches
 
 import zoo
 from zoo.cli import main
 from zoo.errors import UntrustedCodeError
-
-import trainer_models as tm
-from weights_models import fill_hf_cache, isolate_caches
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format_v1" / "model"
 PAYLOAD = "zoo_test_payload"
@@ -225,7 +224,6 @@ def test_hf_hub_names_the_hub_client_rejects_are_one_clear_error(name, capsys):
 
 def test_torch_hub_load_of_a_folder_naming_unregistered_code_is_refused(tmp_path, payload, monkeypatch):
     import torch
-
     from conftest import REPO
 
     monkeypatch.delitem(sys.modules, "hubconf", raising=False)

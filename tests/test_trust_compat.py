@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import trainer_models as tm
 from safetensors.torch import load_file
 
 import zoo
 from zoo.cli import main
-
-import trainer_models as tm
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "format_v1"
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import trainer_models as tm
 from PIL import Image
 
 import zoo
@@ -19,8 +20,6 @@ from zoo.data.audio import AudioReadError, read_audio
 from zoo.data.images import image_transform, read_image, to_rgb
 from zoo.data.tables import TextTable
 from zoo.errors import DataError
-
-import trainer_models as tm
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_weights_sources import _Server as _FileServer
+from weights_models import fill_hf_cache, install, isolate_caches, net_card
 
 import zoo
 from zoo.weights import fetch, is_cached, sources
-from test_weights_sources import _Server as _FileServer
-from weights_models import fill_hf_cache, install, isolate_caches, net_card
 
 DATA = os.urandom(300_000)
 DIGEST = hashlib.sha256(DATA).hexdigest()

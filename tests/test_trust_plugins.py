@@ -11,9 +11,9 @@ import threading
 
 import pytest
 import torch
+from conftest import REPO
 
 import zoo
-from conftest import REPO
 from zoo import plugin_loader, plugins
 from zoo.cli import main
 from zoo.registry import reset_default_registry

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from weights_models import MODULE, fill_hf_cache, install, isolate_caches, net_card, save_net, sha256
 
 import zoo
 from zoo.finetune.checkpoint import save_model
 from zoo.weights.formats import read_state_dict
 from zoo.weights.saving import check_saved_weights, recorded_sha256
-from weights_models import MODULE, fill_hf_cache, install, isolate_caches, net_card, save_net, sha256
 
 FORMAT_V1 = Path(__file__).resolve().parent / "fixtures" / "format_v1" / "model"
 MODEL_FILES = ["README.md", "config.json", "model.safetensors"]

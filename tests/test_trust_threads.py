@@ -10,9 +10,9 @@ import time
 
 import pytest
 import torch
+from weights_models import Net, install, isolate_caches, net_card, save_net
 
 import zoo
-from weights_models import Net, install, isolate_caches, net_card, save_net
 
 SLOW_COUNTING_PLUGIN = """
 import time

@@ -16,17 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import trainer_models as tm
 from safetensors.torch import load_file
 from torch import nn
 
 import zoo
-from zoo.finetune import Callback, Trainer, fit
+from zoo.finetune import Callback, Trainer, fit, run_dir
 from zoo.finetune import checkpoint as ckpt
-from zoo.finetune import run_dir
 from zoo.finetune.checkpoint import CheckpointError, NonFiniteError
 from zoo.finetune.run_dir import OutputError
-
-import trainer_models as tm
 
 QUIET = {"progress": False, "verbose": False}
 

@@ -6,12 +6,10 @@ import re
 
 import pytest
 import torchvision.models as tv
+from conftest import run_python
 
 import zoo
 from zoo.errors import InvalidArgumentError
-
-from conftest import run_python
-
 from zoo_vision import generate
 from zoo_vision.catalog import CATALOG, model_cards
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from weights_models import fill_hf_cache, install, isolate_caches, net_card, save_net
 
 import zoo
 from zoo.cli import main
-from weights_models import fill_hf_cache, install, isolate_caches, net_card, save_net
 
 
 @pytest.fixture

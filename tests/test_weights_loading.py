@@ -6,11 +6,11 @@ import dataclasses
 import pytest
 import torch
 from safetensors.torch import save_file
+from weights_models import MODULE, TiedLM, install, isolate_caches, net_card, save_net, sha256
 
 import zoo
 from zoo.weights import read_state_dict
 from zoo.weights.loading import parameters_on_meta
-from weights_models import MODULE, TiedLM, install, isolate_caches, net_card, save_net, sha256
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from weights_models import MODULE, TiedLM, fill_hf_cache, install, isolate_caches, net_card, save_net
 
 import zoo
-from weights_models import MODULE, TiedLM, fill_hf_cache, install, isolate_caches, net_card, save_net
 
 
 @pytest.fixture

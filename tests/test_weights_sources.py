@@ -6,10 +6,10 @@ import threading
 
 import pytest
 import torch
+from weights_models import fill_hf_cache, install, isolate_caches, net_card, save_net, sha256
 
 import zoo
 from zoo.weights import cached_path, fetch, is_cached
-from weights_models import fill_hf_cache, install, isolate_caches, net_card, save_net, sha256
 
 
 @pytest.fixture

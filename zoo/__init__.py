@@ -86,14 +86,14 @@ def get_card(name: str) -> ModelCard:
     return default_registry().get_card(name)
 
 
-def save_pretrained(model: "torch.nn.Module", directory: str, **kwargs: Any) -> Any:
+def save_pretrained(model: torch.nn.Module, directory: str, **kwargs: Any) -> Any:
     """Write ``config.json``, ``model.safetensors`` and ``README.md`` so `create("local-dir:...")` rebuilds it."""
     from .weights import save_pretrained as _save
 
     return _save(model, directory, **kwargs)
 
 
-def push_to_hub(model: "torch.nn.Module", repo_id: str, **kwargs: Any) -> Any:
+def push_to_hub(model: torch.nn.Module, repo_id: str, **kwargs: Any) -> Any:
     """Save a model as `save_pretrained` does and upload it to a Hugging Face Hub repo."""
     from .weights import push_to_hub as _push
 

@@ -7,7 +7,7 @@ from typing import Any
 class NoBar:
     """Stands in for a tqdm bar: every method does nothing."""
 
-    def __enter__(self) -> "NoBar":
+    def __enter__(self) -> NoBar:
         return self
 
     def __exit__(self, *exc: object) -> bool:

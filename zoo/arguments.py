@@ -1,7 +1,8 @@
 """Checks of `zoo.create`'s arguments that every source of models shares (registry, saved folders, Hub)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidArgumentError
 

@@ -5,8 +5,9 @@ Nothing here imports torch; the builder's own module does, when it is imported.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ._imports import import_object
 from .cards import ModelCard

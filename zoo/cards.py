@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from .errors import CardError, ZooError
 
@@ -221,7 +222,7 @@ class WeightsCard:
         object.__setattr__(self, "input", input_from_dict(self.input))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "WeightsCard":
+    def from_dict(cls, data: Mapping[str, Any]) -> WeightsCard:
         return _from_dict(cls, data, "WeightsCard")
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,7 +256,7 @@ class Recipe:
         object.__setattr__(self, "required", tuple(self.required))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         return _from_dict(cls, data, "Recipe")
 
     def to_dict(self) -> dict[str, Any]:
@@ -384,7 +385,7 @@ class ModelCard:
         return self.input
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelCard":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
         return _from_dict(cls, data, "ModelCard")
 
     def to_dict(self) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def create(
     num_classes: int | None = None,
     freeze: Any = None,
     **kwargs: Any,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """Build a registered model.
 
     Args:
@@ -72,7 +72,7 @@ def build(
     num_classes: int | None = None,
     freeze: Any = None,
     **kwargs: Any,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """Build the model a `Resolved` names (the part of `create` after the lookup)."""
     card = resolved.card
     given = {"pretrained": pretrained, "num_classes": num_classes, "freeze": freeze}
@@ -117,7 +117,7 @@ def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bo
 
 
 def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = None,
-             freeze_bn: str = "frozen") -> "torch.nn.Module":
+             freeze_bn: str = "frozen") -> torch.nn.Module:
     """Build what a plan describes: import the builder, build (lean when there are weights), load,
     replay a saved head, attach the card, then give it `num_classes` outputs and `freeze` it."""
     from .finetune.heads import reset_head  # torch
@@ -128,7 +128,7 @@ def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = N
     kwargs = plan.kwargs
     check_kwargs(card, builder, kwargs)
 
-    def prepare(model: "torch.nn.Module") -> None:
+    def prepare(model: torch.nn.Module) -> None:
         attach_card(model, card)
         if plan.saved_head is not None and card.head:
             _replay_head(model, plan.saved_head)
@@ -146,7 +146,7 @@ def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = N
     return model
 
 
-def _replay_head(model: "torch.nn.Module", saved_classes: int) -> None:
+def _replay_head(model: torch.nn.Module, saved_classes: int) -> None:
     """Give a freshly built model the head it had when saved (what `reset_head` did before saving)."""
     from torch import nn
 

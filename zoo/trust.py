@@ -10,7 +10,8 @@ through `check_registered` first.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .cards import ModelCard
 from .errors import UntrustedCodeError, ZooError
@@ -31,7 +32,7 @@ def _code_named_by(card: ModelCard) -> Iterator[str]:
             yield value
 
 
-def registered_code(registry: "Registry") -> frozenset[str]:
+def registered_code(registry: Registry) -> frozenset[str]:
     """Every ``module:function`` string that a registered card names."""
     found: set[str] = set()
     for name in registry.names():
@@ -44,7 +45,7 @@ def registered_code(registry: "Registry") -> frozenset[str]:
     return frozenset(found)
 
 
-def check_registered(spec: str, *, what: str, registry: "Registry | None" = None) -> None:
+def check_registered(spec: str, *, what: str, registry: Registry | None = None) -> None:
     """Raise `UntrustedCodeError` unless an installed plugin's card names `spec`; imports nothing."""
     if registry is None:
         from .registry import default_registry

@@ -16,7 +16,8 @@ Each ``*_state`` function takes and returns a state dict; ``hf_config_to_*`` tur
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import zoo
 
-from .architectures import (ASR_PARAM_OVERRIDES, EN_CTC_LABELS, ENCODERS, SAMPLE_RATE, TORCHAUDIO_MODELS, Encoder,
-                            layer_groups)
+from .architectures import (
+    ASR_PARAM_OVERRIDES,
+    EN_CTC_LABELS,
+    ENCODERS,
+    SAMPLE_RATE,
+    TORCHAUDIO_MODELS,
+    Encoder,
+    layer_groups,
+)
 
 _MODULE = "zoo_speech"
 _KEYMAPS = f"{_MODULE}.keymaps"

@@ -12,7 +12,8 @@ passed through, so strict loading still reports a checkpoint that does not fit.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from zoo import InvalidArgumentError, WeightsError
 

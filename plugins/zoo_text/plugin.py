@@ -3,9 +3,23 @@ from __future__ import annotations
 
 import zoo
 
-from .catalog import (CHECKPOINTS, GENERIC_ARCHS, GENERIC_NAMES, GENERIC_SHAPE, GENERIC_VOCAB, KEYS_MODULE,
-                      LORA_TARGETS, RNN_BUILDER, RNN_DEFAULTS, RNNS, TASK_SUFFIX, TRANSFORMER_BUILDER, Checkpoint,
-                      checkpoint_defaults, layer_groups)
+from .catalog import (
+    CHECKPOINTS,
+    GENERIC_ARCHS,
+    GENERIC_NAMES,
+    GENERIC_SHAPE,
+    GENERIC_VOCAB,
+    KEYS_MODULE,
+    LORA_TARGETS,
+    RNN_BUILDER,
+    RNN_DEFAULTS,
+    RNNS,
+    TASK_SUFFIX,
+    TRANSFORMER_BUILDER,
+    Checkpoint,
+    checkpoint_defaults,
+    layer_groups,
+)
 
 FAMILY = {"bert": "bert", "distilbert": "bert", "roberta": "bert"}
 

@@ -14,7 +14,7 @@ groups), and every module exists whatever the options, so the groups always reso
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,8 @@
 """State-dict key maps for torchvision checkpoints (plain dict work: no torch import)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 AUX_PREFIXES = ("AuxLogits.", "aux1.", "aux2.")
 

@@ -12,8 +12,9 @@ model's card says: image folders (`folders.image_folder`), CSV/JSONL text tables
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..cards import ModelCard
 from ..errors import DataError, InvalidArgumentError
@@ -88,7 +89,7 @@ def dataset_for(
     skip_bad: bool = False,
     text_column: str = "text",
     label_column: str = "label",
-) -> "Dataset":
+) -> Dataset:
     """A labelled dataset at `path`, prepared for `model` (a zoo model or its card).
 
     Args:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 

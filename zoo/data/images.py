@@ -28,7 +28,7 @@ EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "
 SIXTEEN_BIT_MAX = 65535
 
 
-def read_image(path: str | os.PathLike) -> "Image.Image":
+def read_image(path: str | os.PathLike) -> Image.Image:
     """The image file at `path`, decoded whole and converted to 8-bit RGB by `to_rgb`.
 
     Raises `DataError` naming the file when it cannot be opened, decoded or converted.
@@ -45,7 +45,7 @@ def read_image(path: str | os.PathLike) -> "Image.Image":
         raise DataError(f"cannot read image {os.fspath(path)}: {exc}") from exc
 
 
-def to_rgb(image: "Image.Image") -> "Image.Image":
+def to_rgb(image: Image.Image) -> Image.Image:
     """`image` as 8-bit RGB, its pixel values scaled faithfully (the one conversion zoo uses).
 
     - 8-bit modes (L, P, RGBA, CMYK, ...): PIL's ``convert("RGB")``; an RGB image is returned as is.
@@ -94,7 +94,7 @@ def _require_range(values: Any, low: float, high: float, name: str, fix: str) ->
                     f"8-bit scale: {fix}")
 
 
-def image_transform(spec: ImageInput | ModelCard | Any, *, train: bool = False) -> "v2.Compose":
+def image_transform(spec: ImageInput | ModelCard | Any, *, train: bool = False) -> v2.Compose:
     """The torchvision transform that turns one image into a model's input tensor.
 
     Args:
@@ -105,8 +105,7 @@ def image_transform(spec: ImageInput | ModelCard | Any, *, train: bool = False) 
     """
     spec = _image_input(spec)
     import torch
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import v2
+    from torchvision.transforms import InterpolationMode, v2
 
     interpolation = InterpolationMode(spec.interpolation)
     if train:

@@ -16,9 +16,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 
@@ -155,7 +156,7 @@ class TextTable(Dataset):
             labels.append(label)
         if train:
             require_two_classes(set(labels), f"training data {self.path}",
-                                f"add examples of other labels, or name the label column with label_column= "
+                                "add examples of other labels, or name the label column with label_column= "
                                 "(--label-column on the command line)")
         self.classes = list(classes) if classes is not None else _sorted_labels(labels)
         index = {name: i for i, name in enumerate(self.classes)}

@@ -22,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..files import write_text_atomic
 from ..errors import InvalidArgumentError, WeightsError, ZooError
+from ..files import write_text_atomic
 from ..names import HUB_PREFIX
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class TextTokenizer:
     Calling it (or `encode_batch`) turns strings into padded, truncated tensors.
     """
 
-    def __init__(self, tokenizer: "tokenizers.Tokenizer", *, max_length: int | None = 512,
+    def __init__(self, tokenizer: tokenizers.Tokenizer, *, max_length: int | None = 512,
                  pad_token: str | None = None) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -57,7 +58,7 @@ class TextTokenizer:
         return self.tokenizer.get_vocab_size(with_added_tokens=True)
 
     def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
-                     max_length: int | None = None, pad_to: int | None = None) -> dict[str, "torch.Tensor"]:
+                     max_length: int | None = None, pad_to: int | None = None) -> dict[str, torch.Tensor]:
         """``{"input_ids", "attention_mask", "token_type_ids"}`` as ``[batch, length]`` int64 tensors.
 
         Sequences are truncated to `max_length` (default: the model's) and padded to the
@@ -132,7 +133,7 @@ def load_tokenizer(source: str | os.PathLike, *, max_length: int | None = 512, l
     return TextTokenizer(_from_file(path, lowercase), max_length=max_length)
 
 
-def _from_file(path: Path, lowercase: bool) -> "tokenizers.Tokenizer":
+def _from_file(path: Path, lowercase: bool) -> tokenizers.Tokenizer:
     from tokenizers import Tokenizer
 
     if path.suffix == ".txt":
@@ -143,7 +144,7 @@ def _from_file(path: Path, lowercase: bool) -> "tokenizers.Tokenizer":
         raise WeightsError(f"{path} is not a tokenizers JSON file: {exc}") from exc
 
 
-def _from_hub(spec: str, revision: str | None, lowercase: bool) -> "tokenizers.Tokenizer":
+def _from_hub(spec: str, revision: str | None, lowercase: bool) -> tokenizers.Tokenizer:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
@@ -167,7 +168,7 @@ def _from_hub(spec: str, revision: str | None, lowercase: bool) -> "tokenizers.T
     raise WeightsError(f"hf-hub:{repo} has no {TOKENIZER_FILE} or {VOCAB_FILE} available{hint}: {last}")
 
 
-def wordpiece_from_vocab(vocab: str | os.PathLike, *, lowercase: bool) -> "tokenizers.Tokenizer":
+def wordpiece_from_vocab(vocab: str | os.PathLike, *, lowercase: bool) -> tokenizers.Tokenizer:
     """BERT's tokenizer from a ``vocab.txt``: normalize, split, WordPiece, ``[CLS] ... [SEP]``."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
@@ -257,7 +258,7 @@ def attach_tokenizer(model: Any, tokenizer: TextTokenizer) -> None:
 
 
 def encode_batch(tokenizer: TextTokenizer, texts: Sequence[str], pairs: Sequence[str] | None = None, *,
-                 max_length: int | None = None) -> dict[str, "torch.Tensor"]:
+                 max_length: int | None = None) -> dict[str, torch.Tensor]:
     """Padded, truncated tensors for a batch of texts (see `TextTokenizer.encode_batch`)."""
     return tokenizer.encode_batch(texts, pairs, max_length=max_length)
 
@@ -291,7 +292,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 8000, lowercase: 
 
 
 def infer(model: Any, texts: Sequence[str], *, batch_size: int = 32, max_length: int | None = None,
-          tokenizer: TextTokenizer | None = None) -> "torch.Tensor | list[torch.Tensor]":
+          tokenizer: TextTokenizer | None = None) -> torch.Tensor | list[torch.Tensor]:
     """Run a text model on strings: logits ``[n, classes]`` or embeddings ``[n, features]``.
 
     Token classification returns one ``[tokens, classes]`` tensor per text (special tokens
@@ -340,7 +341,7 @@ def _as_texts(texts: Any, what: str) -> list[str]:
     return texts
 
 
-def _pad_token(tokenizer: "tokenizers.Tokenizer", pad_token: str | None) -> tuple[str | None, int | None]:
+def _pad_token(tokenizer: tokenizers.Tokenizer, pad_token: str | None) -> tuple[str | None, int | None]:
     if pad_token is None and tokenizer.padding:
         pad_token = tokenizer.padding.get("pad_token")
     candidates = [pad_token] if pad_token else list(_PAD_TOKENS)

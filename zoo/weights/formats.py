@@ -10,13 +10,13 @@ import json
 import os
 import pickle
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 
-from ..files import atomic_path
 from ..errors import WeightsError
+from ..files import atomic_path
 
 StateDict = dict[str, torch.Tensor]
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module")

@@ -15,7 +15,8 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn

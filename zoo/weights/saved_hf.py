@@ -7,8 +7,9 @@ A registered card that lists the model type in ``extra["hf_model_types"]`` build
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..builders import BuildPlan
 from ..cards import ModelCard, Recipe

@@ -7,8 +7,9 @@ against the sha256 recorded at save time.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..arguments import MAX_IMAGE_SIDE, check_input_sizes, checked_num_classes
 from ..builders import BuildPlan

@@ -27,9 +27,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from .._env import env_flag
 from .._progress import progress_bar
@@ -242,7 +243,11 @@ def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], toke
     """Download (or find in the cache) the files of a repo that match `patterns`; returns the snapshot dir."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     check_hub_repo_id(repo_id)

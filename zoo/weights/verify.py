@@ -12,8 +12,8 @@ import json
 import re
 from pathlib import Path
 
-from ..files import write_text_atomic, zoo_cache_dir
 from ..errors import WeightsError
+from ..files import write_text_atomic, zoo_cache_dir
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 _CHUNK = 1 << 22
