@@ -45,7 +45,7 @@ __all__ = [
     "PLUGIN_API_VERSION", "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError",
     "ModelCard", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput", "UnknownModelError",
     "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry",
-    "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
+    "__version__", "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
 ]
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, TypeVar
 
 from .errors import CardError, ZooError
 
@@ -22,6 +22,9 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _BUILDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+_T = TypeVar("_T")
 
 
 def _fail(owner: str, field_name: str, problem: str) -> CardError:
@@ -42,7 +45,7 @@ def _type_names(types: type | tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in types)
 
 
-class FrozenDict(dict):
+class FrozenDict(dict[Any, Any]):
     """A dict that refuses changes: the mappings of a card handed out by the registry.
 
     Every lookup shares one card, so changing ``card.defaults`` in place would change what
@@ -54,18 +57,19 @@ class FrozenDict(dict):
         raise CardError("card fields are read-only (every lookup shares the card); make a changed copy with "
                         "dataclasses.replace(card, defaults={**card.defaults, 'key': value})")
 
-    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
+    __setitem__ = __delitem__ = __ior__ = clear = _refuse  # type: ignore[assignment]
+    pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[type, tuple[dict[Any, Any]]]:
         return (FrozenDict, (dict(self),))
 
 
-class FrozenList(list):
+class FrozenList(list[Any]):
     """A list that refuses changes (and still equals the plain list it was made from)."""
 
     _refuse = FrozenDict._refuse
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = clear = extend = insert = pop = remove = _refuse
-    reverse = sort = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    append = clear = extend = insert = pop = remove = reverse = sort = _refuse
 
     def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
         return (FrozenList, (list(self),))
@@ -147,8 +151,8 @@ class AudioInput:
         _check_type("AudioInput", "mono", self.mono, bool)
 
 
-InputSpec = Union[ImageInput, TextInput, AudioInput]
-_INPUT_KINDS: dict[str, type] = {"image": ImageInput, "text": TextInput, "audio": AudioInput}
+InputSpec = ImageInput | TextInput | AudioInput
+_INPUT_KINDS: dict[str, type[InputSpec]] = {"image": ImageInput, "text": TextInput, "audio": AudioInput}
 
 
 def input_from_dict(data: InputSpec | Mapping[str, Any] | None, *, modality: str | None = None) -> InputSpec | None:
@@ -226,7 +230,8 @@ class WeightsCard:
         return _from_dict(cls, data, "WeightsCard")
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        data: dict[str, Any] = _to_dict(self)
+        return data
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -245,7 +250,7 @@ class Recipe:
     model: str
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
+    required: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         _check_name("Recipe", self.name)
@@ -260,7 +265,8 @@ class Recipe:
         return _from_dict(cls, data, "Recipe")
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        data: dict[str, Any] = _to_dict(self)
+        return data
 
 
 # ---------------------------------------------------------------------------- model cards
@@ -298,12 +304,12 @@ class ModelCard:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     input: InputSpec | None = None
     head: str | None = None
-    layer_groups: tuple[str, ...] = ()
+    layer_groups: Sequence[str] = ()
     weights: Mapping[str, WeightsCard] = field(default_factory=dict)
     default_weights: str | None = None
     num_features: int | None = None
     num_classes: int | None = None
-    aliases: tuple[str, ...] = ()
+    aliases: Sequence[str] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     recipe: Recipe | None = None
 
@@ -315,7 +321,8 @@ class ModelCard:
             raise _fail(owner, "builder", f"must be 'package.module:function', got {self.builder!r}")
         _check_type(owner, "task", self.task, str)
         if not re.fullmatch(r"[a-z][a-z0-9\-]*", self.task):
-            raise _fail(owner, "task", f"must be a Hugging Face task name such as 'image-classification', got {self.task!r}")
+            raise _fail(owner, "task",
+                        f"must be a Hugging Face task name such as 'image-classification', got {self.task!r}")
         if self.modality not in MODALITIES:
             raise _fail(owner, "modality", f"must be one of {MODALITIES}, got {self.modality!r}")
         _check_type(owner, "family", self.family, str, optional=True)
@@ -326,7 +333,8 @@ class ModelCard:
         if not isinstance(self.layer_groups, (list, tuple)) or not all(isinstance(g, str) for g in self.layer_groups):
             raise _fail(owner, "layer_groups", f"must be a list of module prefixes, got {self.layer_groups!r}")
         object.__setattr__(self, "layer_groups", tuple(self.layer_groups))
-        object.__setattr__(self, "input", _wrap(owner, "input", lambda: input_from_dict(self.input, modality=self.modality)))
+        spec = _wrap(owner, "input", lambda: input_from_dict(self.input, modality=self.modality))
+        object.__setattr__(self, "input", spec)
         _check_type(owner, "weights", self.weights, Mapping)
         weights = {}
         for tag, card in self.weights.items():
@@ -337,7 +345,8 @@ class ModelCard:
             )
         object.__setattr__(self, "weights", FrozenDict(weights))
         if self.default_weights is not None and self.default_weights not in self.weights:
-            raise _fail(owner, "default_weights", f"names {self.default_weights!r}, which is not among weights {sorted(self.weights)}")
+            raise _fail(owner, "default_weights",
+                        f"names {self.default_weights!r}, which is not among weights {sorted(self.weights)}")
         _check_type(owner, "num_features", self.num_features, int, optional=True)
         _check_type(owner, "num_classes", self.num_classes, int, optional=True)
         if not isinstance(self.aliases, (list, tuple)):
@@ -373,9 +382,9 @@ class ModelCard:
         if self.num_classes is not None:
             return self.num_classes
         if "num_classes" in self.defaults:
-            return self.defaults["num_classes"]
+            return int(self.defaults["num_classes"])
         tag = tag or self.default_weights
-        return self.weights[tag].num_classes if tag in self.weights else None
+        return self.weights[tag].num_classes if tag is not None and tag in self.weights else None
 
     def input_for(self, tag: str | None = None) -> InputSpec | None:
         """The input spec for one set of weights (weights may override the card's)."""
@@ -389,24 +398,25 @@ class ModelCard:
         return _from_dict(cls, data, "ModelCard")
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        data: dict[str, Any] = _to_dict(self)
+        return data
 
 
-def _wrap(owner: str, field_name: str, make):
+def _wrap(owner: str, field_name: str, make: Callable[[], _T]) -> _T:
     try:
         return make()
     except CardError as exc:
         raise CardError(f"{owner}: {exc}", field=field_name) from None
 
 
-def _from_dict(cls, data: Mapping[str, Any], owner: str):
+def _from_dict(cls: type[_T], data: Mapping[str, Any], owner: str) -> _T:
     if not isinstance(data, Mapping):
         raise CardError(f"{owner} must be given as a mapping, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise CardError(f"{owner}: unknown field(s) {unknown}; known fields are {sorted(names)}", field=unknown[0])
-    missing = sorted(f.name for f in dataclasses.fields(cls) if f.init and f.name not in data
+    missing = sorted(f.name for f in dataclasses.fields(cls) if f.init and f.name not in data  # type: ignore[arg-type]
                      and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
     if missing:
         raise CardError(f"{owner}: missing required field(s) {missing}", field=missing[0])

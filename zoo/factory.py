@@ -21,8 +21,8 @@ from .names import SAVED_PREFIXES, is_saved_name
 from .registry import Resolved, default_registry
 
 # Kept importable from here for code written before they moved beside the card and the builder.
-__all__ = ["CARD_ATTRIBUTE", "SAVED_PREFIXES", "BuildPlan", "accepts", "assemble", "attach_card", "build", "call_builder", "card_of",
-           "check_kwargs", "create", "import_builder"]
+__all__ = ["CARD_ATTRIBUTE", "SAVED_PREFIXES", "BuildPlan", "accepts", "assemble", "attach_card", "build",
+           "call_builder", "card_of", "check_kwargs", "create", "import_builder"]
 
 if TYPE_CHECKING:
     import torch

@@ -232,7 +232,7 @@ class Registry:
         required: tuple[str, ...] = ()
         for recipe in recipes:  # outermost first: its options win
             options = {**recipe.options, **options}
-            required = tuple(dict.fromkeys(required + recipe.required))
+            required = tuple(dict.fromkeys((*required, *recipe.required)))
         outer = recipes[0]
         card = dataclasses.replace(card, name=outer.name, description=outer.description or card.description,
                                    aliases=(), recipe=outer)

@@ -12,7 +12,8 @@ from .output import print_json
 
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("download", help="download and verify a model's weights for offline use")
-    p.add_argument("names", nargs="+", metavar="NAME[.TAG]", help="model, alias or recipe; .TAG picks one set of weights")
+    p.add_argument("names", nargs="+", metavar="NAME[.TAG]",
+                   help="model, alias or recipe; .TAG picks one set of weights")
     p.add_argument("--all-tags", action="store_true", help="every set of weights of the model, not only the default")
     p.add_argument("--force", action="store_true", help="download again even if a cached copy exists")
     p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the stored login)")

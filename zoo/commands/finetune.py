@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 
 def add_commands(sub: Subcommands) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a model on a folder of images or audio clips, or a CSV/JSONL of texts",
+    p = sub.add_parser("finetune",
+                       help="fine-tune a model on a folder of images or audio clips, or a CSV/JSONL of texts",
                        description="Fine-tune NAME on your data and save the best model (by validation accuracy) "
                                    "to --out, in the format zoo.create('local-dir:OUT') and the Hub read.")
     p.add_argument("name", help="model, recipe, name.tag, local-dir:PATH or hf-hub:org/repo")

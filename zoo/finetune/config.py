@@ -101,7 +101,8 @@ def make_config(config: TrainerConfig | None = None, options: Mapping[str, Any] 
     if unknown:
         close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InvalidArgumentError(f"the trainer has no option {unknown[0]!r}; {hint}its options are {', '.join(FIELDS)}")
+        raise InvalidArgumentError(
+            f"the trainer has no option {unknown[0]!r}; {hint}its options are {', '.join(FIELDS)}")
     if config is not None and not isinstance(config, TrainerConfig):
         raise InvalidArgumentError(f"config must be a zoo.finetune.TrainerConfig, got {type(config).__name__}")
     if config is None:

@@ -135,7 +135,9 @@ def _selector(model: nn.Module, spec: FreezeSpec) -> Callable[[str], bool]:
         if not head:
             raise ZooError(f"model {card.name!r} declares no head in its card, so 'backbone' is undefined; "
                            "freeze by layer-group count or by name patterns instead")
-        chosen = lambda name: not under(name, head)
+
+        def chosen(name: str) -> bool:
+            return not under(name, head)
     elif isinstance(spec, int) and not isinstance(spec, bool):
         prefixes, index = assign_groups(model)
         count = spec + len(prefixes) if spec < 0 else spec
@@ -157,7 +159,9 @@ def _selector(model: nn.Module, spec: FreezeSpec) -> Callable[[str], bool]:
                 raise InvalidArgumentError(
                     f"freeze pattern {pattern!r} matches no parameter of model {card.name!r}; "
                     f"layer groups are {list(card.layer_groups)}, parameters include {examples(names)}")
-        chosen = lambda name: any(matches(name, p) for p in patterns)
+
+        def chosen(name: str) -> bool:
+            return any(matches(name, p) for p in patterns)
     else:
         raise InvalidArgumentError(f"cannot freeze by {spec!r}: use 'backbone', an integer over layer groups, "
                                    "or a name pattern / list of name patterns")

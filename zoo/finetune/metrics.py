@@ -71,7 +71,8 @@ def format_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str] | No
     names = [str(x) for x in (labels if labels is not None and len(labels) == size else range(size))]
     width = max([len(n) for n in names] + [len(str(v)) for row in matrix for v in row] + [4])
     head = " " * (width + 2) + " ".join(n[:width].rjust(width) for n in names) + "   <- predicted"
-    rows = [f"{names[i][:width].rjust(width)}  " + " ".join(str(v).rjust(width) for v in matrix[i]) for i in range(size)]
+    rows = [f"{names[i][:width].rjust(width)}  " + " ".join(str(v).rjust(width) for v in matrix[i])
+            for i in range(size)]
     return "\n".join([head] + rows)
 
 

@@ -66,7 +66,8 @@ def build_scheduler(config: TrainerConfig, optimizer: torch.optim.Optimizer, tot
         return spec(optimizer)
     total = max(total_steps, 1)
     if spec == "cosine":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     if spec == "linear":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / total))
     peak = [group["lr"] for group in optimizer.param_groups]

@@ -48,7 +48,8 @@ def run_config(config: TrainerConfig, model: nn.Module, world_size: int, strateg
             "strategy": getattr(strategy, "name", None), "model": fingerprint(model)}
 
 
-def check_resumable(state: Any, path: Path, current: Mapping[str, Any], model_state: Mapping[str, torch.Tensor]) -> None:
+def check_resumable(state: Any, path: Path, current: Mapping[str, Any],
+                    model_state: Mapping[str, torch.Tensor]) -> None:
     """`state` is a whole zoo checkpoint, written for this model and with this run's options."""
     check_checkpoint(state, path)
     saved = state.get("config", {})
