@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"text encoder forward, BERT-{args.size}, batch {args.batch} x length {args.length}, "
           f"padding {args.padding:.0%}, {name}")
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}; fp32 max |zoo - transformers| = {diff:.2e}")
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}; "
+          f"fp32 max |zoo - transformers| = {diff:.2e}")
     print(f"{'dtype':<6} {'transformers sent/s':>20} {'zoo sent/s':>12} {'zoo / transformers':>19}")
     for dtype_name in args.dtypes.split(","):
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]

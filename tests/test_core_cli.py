@@ -18,7 +18,7 @@ def test_list_table_and_json(acme, capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["NAME", "TASK", "MODALITY"]
-    assert [l.split()[0] for l in lines[1:]] == ["acme_ft", "acme_net_m", "acme_net_s"]
+    assert [row.split()[0] for row in lines[1:]] == ["acme_ft", "acme_net_m", "acme_net_s"]
     code, out, _ = run(["list", "--family", "acme", "--json"], capsys)
     rows = json.loads(out)
     assert {r["name"] for r in rows} == {"acme_ft", "acme_net_m", "acme_net_s"}

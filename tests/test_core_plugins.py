@@ -131,7 +131,10 @@ def test_each_plugin_registers_once_per_process(site):
             registry.register(zoo.ModelCard(name="count_net", builder="x:y", task="image-classification",
                                             modality="image"))
         """})
-    zoo.list_models(); zoo.get_card("count_net"); zoo.list_plugins(); zoo.list_models("count*")
+    zoo.list_models()
+    zoo.get_card("count_net")
+    zoo.list_plugins()
+    zoo.list_models("count*")
     import count_plugin
     assert count_plugin.CALLS == [1]
 
@@ -142,7 +145,7 @@ def test_zoo_plugins_command_shows_errors(site, capsys):
     from zoo.cli import main
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("broken "))
+    line = next(row for row in out.splitlines() if row.startswith("broken "))
     assert "broken-zoo" in line and "failed" in line and "a_module_that_does_not_exist" in line
 
 

@@ -71,7 +71,7 @@ def test_an_unreadable_image_is_named_or_skipped(tmp_path):
 
 
 def _write_csv(path, rows):
-    path.write_text("text,label\n" + "".join(f'"{t}",{l}\n' for t, l in rows))
+    path.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in rows))
     return path
 
 
@@ -82,7 +82,7 @@ REVIEWS = [("a great and wonderful film", "pos"), ("truly great acting", "pos"),
 def test_text_csv_and_jsonl_give_tokenized_batches(tmp_path):
     csv_file = _write_csv(tmp_path / "train.csv", REVIEWS)
     jsonl = tmp_path / "val.jsonl"
-    jsonl.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in REVIEWS[:6]))
+    jsonl.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in REVIEWS[:6]))
     model = zoo.create("trainer_text", num_classes=2)
     train = zoo.data.dataset_for(model, csv_file, train=True)   # the model has no tokenizer: one is trained
     val = zoo.data.dataset_for(model, jsonl, classes=train.classes)

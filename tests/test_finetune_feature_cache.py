@@ -70,7 +70,8 @@ def test_fingerprint_of_files_transforms_and_tensors(tmp_path):
     assert fingerprint([file]) == before
     file.write_bytes(b"12345")
     assert fingerprint([file]) != before
-    assert fingerprint(T.Compose([T.Resize(32), T.CenterCrop(28)])) == fingerprint(T.Compose([T.Resize(32), T.CenterCrop(28)]))
+    assert (fingerprint(T.Compose([T.Resize(32), T.CenterCrop(28)]))
+            == fingerprint(T.Compose([T.Resize(32), T.CenterCrop(28)])))
     assert fingerprint(T.Resize(32)) != fingerprint(T.Resize(36))
     assert fingerprint(torch.ones(3)) != fingerprint(torch.zeros(3))
     assert fingerprint(zoo.ImageInput(size=16)) != fingerprint(zoo.ImageInput(size=32))

@@ -16,8 +16,10 @@ from zoo_speech.architectures import EN_CTC_LABELS  # noqa: E402
 from zoo_speech.ctc import greedy_decode, read_vocab  # noqa: E402
 from zoo_speech.demo import demo_data_dir  # noqa: E402
 
+N_LABELS = len(EN_CTC_LABELS)
 
-def one_hot_path(indices, size=len(EN_CTC_LABELS)):
+
+def one_hot_path(indices, size=N_LABELS):
     return torch.nn.functional.one_hot(torch.tensor(indices), size).float()[None]
 
 

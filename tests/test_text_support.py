@@ -29,7 +29,9 @@ def write_vocab(path: Path, *, cased: bool = False) -> list[str]:
 
 
 def tiny_hf_model(arch: str, kind: str, vocab_size: int = 120, num_labels: int = 3, **overrides):
-    """A random transformers model of `arch` ("bert", "distilbert", "roberta"); kind is Model, ForSequenceClassification..."""
+    """A random transformers model of `arch` ("bert", "distilbert", "roberta").
+
+    kind is Model, ForSequenceClassification..."""
     import torch
     import transformers
 

@@ -57,7 +57,8 @@ def test_byte_level_bpe_tokenizer_json_matches_transformers(tmp_path):
     from tokenizers import ByteLevelBPETokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(varied_texts(200), vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(varied_texts(200), vocab_size=400,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(tmp_path))
     reference = transformers.RobertaTokenizerFast.from_pretrained(str(tmp_path))
     reference.save_pretrained(tmp_path / "saved")

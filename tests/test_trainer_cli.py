@@ -64,7 +64,7 @@ def test_finetune_resume_continues_a_stopped_run(tmp_path, capsys):
 def test_finetune_text_and_bad_data_errors(tmp_path, capsys):
     data = tmp_path / "reviews.jsonl"
     rows = [("good fun", "pos"), ("great film", "pos"), ("bad plot", "neg"), ("dull film", "neg")] * 4
-    data.write_text("".join(json.dumps({"text": t, "sentiment": l}) + "\n" for t, l in rows))
+    data.write_text("".join(json.dumps({"text": t, "sentiment": label}) + "\n" for t, label in rows))
     out = tmp_path / "text-model"
     assert main(["finetune", "trainer_text", "--data", str(data), "--label-column", "sentiment", "--epochs", "6",
                  "--lr", "0.05", "--batch-size", "4", "--strategy", "no_freeze", "--out", str(out), "--quiet"]) == 0

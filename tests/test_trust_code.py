@@ -211,7 +211,8 @@ def test_get_card_of_a_saved_folder_whose_path_has_dots(tmp_path):
     folder = tmp_path / "runs.v2" / "model.best"
     shutil.copytree(FIXTURE, folder, ignore=shutil.ignore_patterns("checkpoints"))
     card = zoo.get_card(f"local-dir:{folder}")
-    assert (card.name, card.num_classes, list(card.extra["labels"])) == ("trainer_conv", 3, ["class_0", "class_1", "class_2"])
+    assert (card.name, card.num_classes, list(card.extra["labels"])) == (
+        "trainer_conv", 3, ["class_0", "class_1", "class_2"])
 
 
 @pytest.mark.parametrize("name", ["hf-hub:a/b/c", "hf-hub:../x", "hf-hub:org/re po", "hf-hub:org/" + "x" * 200])

@@ -243,7 +243,8 @@ def test_a_float_tiff_outside_0_1_is_refused_naming_the_file_or_skipped(tmp_path
     root = tm.write_image_folder(tmp_path / "train", per_class=2, size=8)
     bad = root / "class_0" / "depth.tif"
     Image.fromarray(_gradient(40.0, np.float32)).save(bad)
-    with pytest.raises(DataError, match=r"depth.tif has float32 pixels outside \[0.0, 1.0\] \(values from 0.0 to 40.0\)"):
+    with pytest.raises(DataError,
+                       match=r"depth.tif has float32 pixels outside \[0.0, 1.0\] \(values from 0.0 to 40.0\)"):
         read_image(bad)
     with pytest.raises(DataError, match="depth.tif"):
         image_transform(conv)(Image.open(bad))

@@ -156,7 +156,7 @@ def test_two_processes_downloading_one_url_at_once_both_get_the_one_verified_fil
         finally:
             for child in children:
                 child.kill()
-    for child, (out, err) in zip(children, results):
+    for child, (_out, err) in zip(children, results):
         assert child.returncode == 0, err[-2000:]
     folder = caches["torch"] / "hub" / "checkpoints"
     assert {out.strip() for out, _ in results} == {str(folder / "net.bin")}

@@ -74,7 +74,8 @@ def hub(monkeypatch):
 def test_recipe_whose_model_is_missing_is_reported_and_the_rest_keeps_working(site, monkeypatch, capsys):
     install(site, "good", "good_net")
     install(site, "dangle", "dangle_net",
-            extra="    registry.register(zoo.Recipe(name='dangle_ft', model='no_such_net', required=('num_classes',)))\n")
+            extra="    registry.register(zoo.Recipe(name='dangle_ft', model='no_such_net', "
+                  "required=('num_classes',)))\n")
     only(monkeypatch, "good", "dangle")
 
     assert zoo.list_models() == ["dangle_ft", "dangle_net", "good_net"]

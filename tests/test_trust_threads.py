@@ -112,7 +112,8 @@ def test_cards_registered_from_threads_at_first_use_are_all_kept(slow_counting_p
 def test_cards_from_get_card_cannot_change_what_later_creates_build(monkeypatch):
     weights = zoo.WeightsCard(source="w.safetensors", num_classes=2, labels=["cat", "dog"], metrics={"acc@1": 0.9})
     recipe = zoo.Recipe(name="tnet_ft", model="tnet", options={"freeze": ["stem"]}, required=("num_classes",))
-    install(monkeypatch, net_card(weights={"w": weights}, default="w", extra={"labels": ["a", "b"], "nested": {"k": [1]}}),
+    install(monkeypatch,
+            net_card(weights={"w": weights}, default="w", extra={"labels": ["a", "b"], "nested": {"k": [1]}}),
             recipe)
     card = zoo.get_card("tnet")
     attempts = [

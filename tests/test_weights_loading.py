@@ -183,7 +183,8 @@ def rename_keys(state):
 
 def test_weights_key_map_renames_a_foreign_checkpoint(caches, tmp_path, monkeypatch):
     net, _ = save_net(tmp_path / "net.safetensors")
-    save_file({k.replace("stem.", "trunk."): v for k, v in net.state_dict().items()}, str(tmp_path / "foreign.safetensors"))
+    save_file({k.replace("stem.", "trunk."): v for k, v in net.state_dict().items()},
+              str(tmp_path / "foreign.safetensors"))
     install(monkeypatch, _card_with(tmp_path / "foreign.safetensors", num_classes=10,
                                     key_map=f"{__name__}:rename_keys"))
     model = zoo.create("tnet", pretrained=True)

@@ -210,7 +210,8 @@ def test_hf_hub_source_from_local_cache_offline(caches, tmp_path, monkeypatch):
     snapshot = fill_hf_cache(caches["hf"], "acme/tnet", {"weights.safetensors": src.read_bytes(),
                                                          "tokenizer.json": b"{}"})
     install(monkeypatch, net_card(weights={
-        "hub": zoo.WeightsCard(source="hf-hub:acme/tnet", filename="weights.safetensors", sha256=digest, num_classes=10),
+        "hub": zoo.WeightsCard(source="hf-hub:acme/tnet", filename="weights.safetensors", sha256=digest,
+                               num_classes=10),
         "missing": zoo.WeightsCard(source="hf-hub:acme/other"),
     }, default="hub"))
     card = zoo.get_card("tnet")

@@ -192,7 +192,8 @@ def _classifier_pooler(arch: str, architectures: tuple[str, ...], dropout: float
         return {"pooler_dense": has_pooler, "pooler_activation": "tanh"}
     if arch == "distilbert":
         return {"pooler_dense": trained_head, "pooler_activation": "relu"}
-    return {"pooler_dense": trained_head, "pooler_activation": "tanh", "pooler_dropout": dropout if trained_head else 0.0}
+    return {"pooler_dense": trained_head, "pooler_activation": "tanh",
+            "pooler_dropout": dropout if trained_head else 0.0}
 
 
 def _check(arch: str, task: str) -> None:

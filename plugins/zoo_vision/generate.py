@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog = build_catalog()
     write_text_atomic(args.output, render(catalog))
     weights = sum(len(c["weights"]) for c in catalog["cards"])
-    print(f"wrote {args.output}: {len(catalog['cards'])} cards, {weights} weights, torchvision {catalog['torchvision']}")
+    print(f"wrote {args.output}: {len(catalog['cards'])} cards, {weights} weights, "
+          f"torchvision {catalog['torchvision']}")
     return 0
 
 
