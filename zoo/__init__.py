@@ -49,25 +49,14 @@ __all__ = [
 ]
 
 
-def list_models(
-    pattern: str | None = None,
-    *,
-    task: str | None = None,
-    modality: str | None = None,
-    family: str | None = None,
-    pretrained: bool = False,
-) -> list[str]:
+def list_models(pattern: str | None = None, *, task: str | None = None, modality: str | None = None,
+                family: str | None = None, pretrained: bool = False) -> list[str]:
     """Sorted model names; `pattern` is a shell wildcard (``"resnet*"``).
 
     Filters keep models of one `task` (``"image-classification"``), `modality`
     (``"image"``, ``"text"``, ``"audio"``) or `family`. With ``pretrained=True`` only
     models with weights are listed, each set of weights also as ``name.tag``.
     """
-    for key, value in (("pattern", pattern), ("task", task), ("modality", modality), ("family", family)):
-        if value is not None and not isinstance(value, str):
-            raise InvalidArgumentError(f"list_models: {key} must be a string, got {value!r}")
-    if not isinstance(pretrained, bool):
-        raise InvalidArgumentError(f"list_models: pretrained must be True or False, got {pretrained!r}")
     return default_registry().list_models(pattern, task=task, modality=modality, family=family, pretrained=pretrained)
 
 

@@ -13,7 +13,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from .errors import CardError, ZooError
 
@@ -174,8 +174,20 @@ def input_from_dict(data: InputSpec | Mapping[str, Any] | None, *, modality: str
 # ---------------------------------------------------------------------------- weights
 
 
+class _PlainData:
+    """`from_dict` and `to_dict` for the card dataclasses: the JSON form, checked like the constructor."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return _from_dict(cls, data, cls.__name__)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _to_dict(self)
+        return data
+
+
 @dataclass(frozen=True)
-class WeightsCard:
+class WeightsCard(_PlainData):
     """One set of pretrained weights for a model.
 
     `source` is where the file lives: ``hf-hub:org/repo`` (with `filename` and
@@ -225,20 +237,13 @@ class WeightsCard:
             raise _fail(owner, "key_map", f"must be 'package.module:function', got {self.key_map!r}")
         object.__setattr__(self, "input", input_from_dict(self.input))
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WeightsCard:
-        return _from_dict(cls, data, "WeightsCard")
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _to_dict(self)
-        return data
 
 
 # ---------------------------------------------------------------------------- recipes
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(_PlainData):
     """A name for another model plus the options `zoo.create` should use.
 
     `model` is a registered name, optionally with a weights tag (``resnet50.imagenet1k_v2``).
@@ -260,13 +265,6 @@ class Recipe:
         object.__setattr__(self, "options", _freeze(self.options))
         object.__setattr__(self, "required", tuple(self.required))
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
-        return _from_dict(cls, data, "Recipe")
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _to_dict(self)
-        return data
 
 
 # ---------------------------------------------------------------------------- model cards
@@ -282,7 +280,7 @@ def _check_name(owner: str, name: Any) -> None:
 
 
 @dataclass(frozen=True)
-class ModelCard:
+class ModelCard(_PlainData):
     """Everything zoo knows about a model without building it.
 
     `builder` is ``"package.module:function"``; it is imported only by `zoo.create`.
@@ -393,13 +391,6 @@ class ModelCard:
             return self.weights[tag].input
         return self.input
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
-        return _from_dict(cls, data, "ModelCard")
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _to_dict(self)
-        return data
 
 
 def _wrap(owner: str, field_name: str, make: Callable[[], _T]) -> _T:

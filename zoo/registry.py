@@ -20,6 +20,7 @@ from .cards import ModelCard, Recipe
 from .errors import (
     CardError,
     DuplicateModelError,
+    InvalidArgumentError,
     PluginError,
     UnknownModelError,
     UnknownWeightsError,
@@ -303,6 +304,11 @@ class Registry:
         claim it, or a recipe's model is missing) is listed only when no filter is given;
         looking it up raises the error, and `zoo plugins` shows it.
         """
+        for key, value in (("pattern", pattern), ("task", task), ("modality", modality), ("family", family)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgumentError(f"list_models: {key} must be a string, got {value!r}")
+        if not isinstance(pretrained, bool):
+            raise InvalidArgumentError(f"list_models: pretrained must be True or False, got {pretrained!r}")
         filters = {"task": task, "modality": modality, "family": family}
         unfiltered = all(value is None for value in filters.values())
         out: list[str] = []
