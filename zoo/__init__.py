@@ -9,6 +9,7 @@ code; `zoo.create` and `zoo.finetune` do.
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -91,7 +92,5 @@ def push_to_hub(model: torch.nn.Module, repo_id: str, **kwargs: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "finetune":  # imports torch, so only on first use
-        import importlib
-
         return importlib.import_module(".finetune", __name__)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

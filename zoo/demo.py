@@ -170,7 +170,7 @@ def pretrain(directory: Path, *, per_class: int = PRETRAIN_PER_CLASS, epochs: in
     """
     import torch  # only for training: making the demo's files needs none
 
-    from .finetune import fit
+    from .finetune import fit  # torch, only when the starting weights are trained
     from .weights import save_pretrained
 
     torch.manual_seed(seed)

@@ -148,7 +148,7 @@ def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = N
 
 def _replay_head(model: torch.nn.Module, saved_classes: int) -> None:
     """Give a freshly built model the head it had when saved (what `reset_head` did before saving)."""
-    from torch import nn
+    from torch import nn  # torch stays off zoo's import path
 
     from .finetune.heads import get_head, output_layer, reset_head
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from .cards import ModelCard
 from .errors import UntrustedCodeError, ZooError
-
-if TYPE_CHECKING:
-    from .registry import Registry
+from .registry import Registry, default_registry
 
 _CODE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -48,8 +45,6 @@ def registered_code(registry: Registry) -> frozenset[str]:
 def check_registered(spec: str, *, what: str, registry: Registry | None = None) -> None:
     """Raise `UntrustedCodeError` unless an installed plugin's card names `spec`; imports nothing."""
     if registry is None:
-        from .registry import default_registry
-
         registry = default_registry()
     if isinstance(spec, str) and spec in registered_code(registry):
         return

@@ -89,7 +89,7 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     """Train on the data and publish the best model to `out` (`run` is the run folder inside it)."""
     import torch  # only once the command runs
 
-    from ..finetune import Trainer
+    from ..finetune import Trainer  # imports torch: only once the command runs
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -24,7 +24,7 @@ def add_commands(sub: Subcommands) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch  # only once the command runs
 
-    from .inputs import model_inputs
+    from .inputs import model_inputs  # imports torch and Pillow: only once the command runs
 
     model = load_model(args.model)
     model.eval()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..cards import card_of
@@ -229,15 +230,11 @@ def _call(model: nn.Module, inputs: Any) -> Any:
 
 
 def _read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    from safetensors.torch import load_file
-
     tensors = load_file(str(path))
     return tensors["features"], tensors.get("labels")
 
 
 def _write(path: Path, features: torch.Tensor, labels: torch.Tensor | None, key: str) -> None:
-    from safetensors.torch import save_file
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"features": features.contiguous()}
     if labels is not None:

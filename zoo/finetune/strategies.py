@@ -26,6 +26,7 @@ from ._checks import is_int, is_real, positive_number, require, whole_number
 from ._select import under
 from .freezing import check_bn_policy, freeze, unfreeze
 from .groups import group_prefixes
+from .lora import apply_lora
 from .options import DEFAULT_STRATEGY
 
 
@@ -152,8 +153,6 @@ class LoRA(Strategy):
         self.dropout = dropout
 
     def setup(self, model: nn.Module) -> None:
-        from .lora import apply_lora
-
         apply_lora(model, self.targets, rank=self.rank, alpha=self.alpha, dropout=self.dropout)
 
 
