@@ -1,7 +1,17 @@
 """Progress bars: tqdm when asked for and installed, otherwise a bar that shows nothing."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Protocol
+
+
+class ProgressBar(Protocol):
+    """What zoo uses of a progress bar: a tqdm bar or a `NoBar`."""
+
+    def __enter__(self) -> ProgressBar: ...
+    def __exit__(self, *exc: object) -> Literal[False] | None: ...
+    def update(self, n: float = 1) -> object: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
 
 
 class NoBar:
@@ -10,7 +20,7 @@ class NoBar:
     def __enter__(self) -> NoBar:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
     def update(self, n: float = 1) -> None: ...
@@ -19,7 +29,7 @@ class NoBar:
 
 
 def progress_bar(*, enabled: bool, total: float | None, initial: float = 0, description: str = "",
-                 **options: Any) -> Any:
+                 **options: Any) -> ProgressBar:
     """A tqdm bar, or `NoBar` when disabled or when tqdm is missing (torch.hub users may not have it)."""
     if not enabled:
         return NoBar()
@@ -27,4 +37,5 @@ def progress_bar(*, enabled: bool, total: float | None, initial: float = 0, desc
         from tqdm.auto import tqdm
     except ImportError:
         return NoBar()
-    return tqdm(total=total, initial=initial, desc=description, **options)
+    bar: ProgressBar = tqdm(total=total, initial=initial, desc=description, **options)
+    return bar

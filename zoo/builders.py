@@ -24,9 +24,10 @@ def import_builder(card: ModelCard) -> Callable[..., Any]:
     """
     check_registered(card.builder, what=f"the card of model {card.name!r}")
     try:
-        return import_object(card.builder)
+        builder: Callable[..., Any] = import_object(card.builder)
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
+    return builder
 
 
 def accepts(fn: Callable[..., Any], name: str) -> bool:

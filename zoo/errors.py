@@ -28,14 +28,16 @@ class UnknownModelError(ZooError, KeyError):
         super().__init__(message)
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return self.args[0]
+        message: str = self.args[0]
+        return message
 
 
 class UnknownWeightsError(ZooError, KeyError):
     """A `name.tag` names weights the model does not have."""
 
-    def __str__(self) -> str:
-        return self.args[0]
+    def __str__(self) -> str:  # KeyError would quote the message
+        message: str = self.args[0]
+        return message
 
 
 class DuplicateModelError(ZooError):

@@ -7,11 +7,11 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block ends cleanly it becomes `path`.
 
     For writers that take a file name (safetensors' ``save_file``, ``shutil.copyfile``).
@@ -34,16 +34,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     sync_directory(path.parent)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(binary_file)`` on a temporary file, then rename it to `path`."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         write(handle)
     return Path(path)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write a UTF-8 text file through a temporary name."""
     return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write a binary file through a temporary name."""
+    return atomic_write(path, lambda handle: handle.write(data))
 
 
 def zoo_cache_dir() -> Path:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["DataError", "class_names", "dataset_for", "modality_of"]
 
 
-def class_names(path: str | os.PathLike, *, text_column: str = "text", label_column: str = "label",
+def class_names(path: str | os.PathLike[str], *, text_column: str = "text", label_column: str = "label",
                 train: bool = False) -> list[str]:
     """The classes a dataset holds, in index order, without reading the samples.
 
@@ -81,7 +81,7 @@ def modality_of(model_or_card: Any) -> str:
 
 def dataset_for(
     model: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     train: bool = False,
     augment: bool = True,
@@ -89,7 +89,7 @@ def dataset_for(
     skip_bad: bool = False,
     text_column: str = "text",
     label_column: str = "label",
-) -> Dataset:
+) -> Dataset[tuple[Any, int]]:
     """A labelled dataset at `path`, prepared for `model` (a zoo model or its card).
 
     Args:
@@ -132,7 +132,7 @@ def dataset_for(
 def _card(model_or_card: Any) -> ModelCard:
     if isinstance(model_or_card, ModelCard):
         return model_or_card
-    card = getattr(model_or_card, "zoo_card", None)
+    card: ModelCard | None = getattr(model_or_card, "zoo_card", None)
     if card is None:
         raise DataError(f"cannot tell how to prepare data for a {type(model_or_card).__name__}: give a model made "
                         "by zoo.create (it carries its card) or a zoo.ModelCard")

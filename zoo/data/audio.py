@@ -29,7 +29,7 @@ class AudioReadError(ZooError, OSError):
     """An audio file could not be read."""
 
 
-def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
+def read_audio(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
     """Read a file as float32 in [-1, 1]; returns ``(waveform [channels, samples], sample_rate)``.
 
     A file holding NaN or infinite samples (possible in float WAV files) is refused: one such
@@ -65,7 +65,8 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
         return waveform
     import torchaudio.functional as AF
 
-    return AF.resample(waveform, int(orig_rate), int(new_rate))
+    resampled: torch.Tensor = AF.resample(waveform, int(orig_rate), int(new_rate))
+    return resampled
 
 
 def pad_or_crop(waveform: torch.Tensor, num_samples: int, *, train: bool = False,
@@ -130,7 +131,7 @@ def prepare_audio(waveform: torch.Tensor, sample_rate: int, spec: AudioInput | i
     return waveform.contiguous()
 
 
-def load_audio(path: str | os.PathLike, spec: AudioInput | int, *, train: bool = False,
+def load_audio(path: str | os.PathLike[str], spec: AudioInput | int, *, train: bool = False,
                clip_seconds: float | None = None, generator: random.Random | None = None,
                shift_fraction: float = 0.1) -> torch.Tensor:
     """Read a file and prepare it as the spec (a card's `input`) says; see `prepare_audio`."""
@@ -150,7 +151,7 @@ class AudioTransform:
         self.shift_fraction = shift_fraction
         self.generator = random.Random(seed) if seed is not None else None
 
-    def __call__(self, path: str | os.PathLike) -> torch.Tensor:
+    def __call__(self, path: str | os.PathLike[str]) -> torch.Tensor:
         return load_audio(path, self.spec, train=self.train, clip_seconds=self.clip_seconds, generator=self.generator,
                           shift_fraction=self.shift_fraction)
 
@@ -218,6 +219,6 @@ def _collate_labels(labels: list[Any]) -> Any:
     return list(labels)
 
 
-def is_audio_file(path: str | os.PathLike) -> bool:
+def is_audio_file(path: str | os.PathLike[str]) -> bool:
     """Whether a file name has an audio extension zoo reads."""
     return os.fspath(path).lower().endswith(AUDIO_EXTENSIONS)

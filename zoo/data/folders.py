@@ -22,7 +22,7 @@ from . import class_folders, files_under, require_two_classes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-class FolderDataset(Dataset):
+class FolderDataset(Dataset[tuple[Any, int]]):
     """``(sample, class index)`` pairs from class sub-folders.
 
     Every class folder must hold files; `train` data must hold files of at least two classes.
@@ -37,7 +37,7 @@ class FolderDataset(Dataset):
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike[str],
         *,
         extensions: Sequence[str],
         transform: Callable[[Path], Any],
@@ -47,7 +47,7 @@ class FolderDataset(Dataset):
         skip_bad: bool = False,
         train: bool = False,
         augments: bool = False,
-        collate_fn: Callable | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
         self.transform = transform
@@ -184,7 +184,7 @@ def check_image(path: Path) -> None:
     read_image(path)
 
 
-def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
+def image_folder(root: str | os.PathLike[str], spec: Any, *, train: bool = False, augment: bool = True,
                  classes: Sequence[str] | None = None, skip_bad: bool = False) -> FolderDataset:
     """Images in class sub-folders, prepared as the card's `spec` (a `zoo.ImageInput`) says.
 
@@ -201,7 +201,7 @@ def image_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, aug
 # ---------------------------------------------------------------------------- audio
 
 
-def audio_folder(root: str | os.PathLike, spec: Any, *, train: bool = False, augment: bool = True,
+def audio_folder(root: str | os.PathLike[str], spec: Any, *, train: bool = False, augment: bool = True,
                  classes: Sequence[str] | None = None, skip_bad: bool = False) -> FolderDataset:
     """Audio clips in class sub-folders, read with soundfile and resampled to the card's rate.
 

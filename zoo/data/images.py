@@ -28,7 +28,7 @@ EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "
 SIXTEEN_BIT_MAX = 65535
 
 
-def read_image(path: str | os.PathLike) -> Image.Image:
+def read_image(path: str | os.PathLike[str]) -> Image.Image:
     """The image file at `path`, decoded whole and converted to 8-bit RGB by `to_rgb`.
 
     Raises `DataError` naming the file when it cannot be opened, decoded or converted.

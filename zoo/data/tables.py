@@ -4,7 +4,8 @@
     great film,pos                     {"text": "dull", "label": "neg"}
 
 Labels may be names or numbers (a number is one class however it is written: 1, 1.0, "1");
-class indices follow their sorted order (numeric order when every label is an integer). A validation file reuses the training file's classes.
+class indices follow their sorted order (numeric order when every label is an integer). A validation
+file reuses the training file's classes.
 Batches are the model's tokenizer output plus ``labels``: ``{"input_ids", "attention_mask",
 "token_type_ids", "labels"}``, so a text model is called as ``model(**inputs)``.
 """
@@ -29,12 +30,12 @@ from . import require_two_classes
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 
 
-def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The rows of a CSV/TSV (header line first) or JSON Lines file (one object per line)."""
     return [row for _, row in located_rows(path)]
 
 
-def located_rows(path: str | os.PathLike) -> list[tuple[str, dict[str, Any]]]:
+def located_rows(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
     """``(where, row)`` pairs: each row with its place in the file (``"line 3"``, or ``"item 3"`` of a JSON list)."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -59,7 +60,7 @@ def _csv_rows(path: Path, text: str, suffix: str) -> list[tuple[str, dict[str, A
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[tuple[str, dict[str, Any]]] = []
     try:
-        header = next(reader, None)
+        header: list[str] = next(reader, [])
         start = reader.line_num + 1
         for fields in reader:
             where, start = f"line {start}", reader.line_num + 1
@@ -126,7 +127,7 @@ def label_name(label: Any) -> str | None:
 _DECIMAL = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?")
 
 
-class TextTable(Dataset):
+class TextTable(Dataset[tuple[str, int]]):
     """``(text, class index)`` pairs from a table file; ``collate_fn`` tokenizes a batch.
 
     Labels are class names as `label_name` gives them (1, 1.0 and "1" are one class).
@@ -137,7 +138,7 @@ class TextTable(Dataset):
 
     augments = False
 
-    def __init__(self, path: str | os.PathLike, *, text_column: str = "text", label_column: str = "label",
+    def __init__(self, path: str | os.PathLike[str], *, text_column: str = "text", label_column: str = "label",
                  classes: Sequence[str] | None = None, tokenizer: Any = None, train: bool = False) -> None:
         self.path = Path(path).expanduser()
         rows = located_rows(self.path)
@@ -195,7 +196,7 @@ class TextCollate:
         import torch
 
         texts = [text for text, _ in batch]
-        encoded = self.tokenizer.encode_batch(texts)
+        encoded: dict[str, Any] = self.tokenizer.encode_batch(texts)
         encoded["labels"] = torch.tensor([label for _, label in batch], dtype=torch.long)
         return encoded
 

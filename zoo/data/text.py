@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import tokenizers
     import torch
 
+    from ..cards import ModelCard
+
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.txt"
 TOKENIZER_ATTRIBUTE = "zoo_tokenizer"
@@ -97,7 +99,7 @@ class TextTokenizer:
     def to_str(self) -> str:
         return self.tokenizer.to_str()
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``tokenizer.json`` (to `path`, or into `path` if it is a directory), atomically."""
         path = Path(path)
         if path.is_dir():
@@ -106,13 +108,14 @@ class TextTokenizer:
         return path
 
     def __repr__(self) -> str:
-        return f"TextTokenizer(vocab_size={self.vocab_size}, max_length={self.max_length}, pad_token={self.pad_token!r})"
+        return (f"TextTokenizer(vocab_size={self.vocab_size}, max_length={self.max_length}, "
+                f"pad_token={self.pad_token!r})")
 
 
 # ---------------------------------------------------------------------------- loading
 
 
-def load_tokenizer(source: str | os.PathLike, *, max_length: int | None = 512, lowercase: bool = False,
+def load_tokenizer(source: str | os.PathLike[str], *, max_length: int | None = 512, lowercase: bool = False,
                    revision: str | None = None) -> TextTokenizer:
     """A tokenizer from ``tokenizer.json``, a WordPiece ``vocab.txt``, a directory holding one, or ``hf-hub:org/repo``.
 
@@ -168,7 +171,7 @@ def _from_hub(spec: str, revision: str | None, lowercase: bool) -> tokenizers.To
     raise WeightsError(f"hf-hub:{repo} has no {TOKENIZER_FILE} or {VOCAB_FILE} available{hint}: {last}")
 
 
-def wordpiece_from_vocab(vocab: str | os.PathLike, *, lowercase: bool) -> tokenizers.Tokenizer:
+def wordpiece_from_vocab(vocab: str | os.PathLike[str], *, lowercase: bool) -> tokenizers.Tokenizer:
     """BERT's tokenizer from a ``vocab.txt``: normalize, split, WordPiece, ``[CLS] ... [SEP]``."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
@@ -200,8 +203,9 @@ def tokenizer_for(model_or_card: Any, *, train_texts: Iterable[str] | None = Non
     from ..cards import ModelCard, TextInput
 
     model = None if isinstance(model_or_card, ModelCard) else model_or_card
-    if model is not None and getattr(model, TOKENIZER_ATTRIBUTE, None) is not None:
-        return getattr(model, TOKENIZER_ATTRIBUTE)
+    attached: TextTokenizer | None = None if model is None else getattr(model, TOKENIZER_ATTRIBUTE, None)
+    if attached is not None:
+        return attached
     card = model_or_card if model is None else _card_of(model)
     spec = card.input_for()
     if card.modality != "text" or (spec is not None and not isinstance(spec, TextInput)):
@@ -223,7 +227,7 @@ def tokenizer_for(model_or_card: Any, *, train_texts: Iterable[str] | None = Non
     return tokenizer
 
 
-def _card_of(model: Any):
+def _card_of(model: Any) -> ModelCard:
     from ..cards import card_of
 
     return card_of(model)
@@ -334,11 +338,11 @@ def infer(model: Any, texts: Sequence[str], *, batch_size: int = 32, max_length:
 def _as_texts(texts: Any, what: str) -> list[str]:
     if isinstance(texts, str):
         raise InvalidArgumentError(f"{what} must be a list of strings, got one string; wrap it: [{texts[:30]!r}]")
-    texts = list(texts)
-    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    items = list(texts)
+    bad = [type(t).__name__ for t in items if not isinstance(t, str)]
     if bad:
         raise InvalidArgumentError(f"{what} must all be strings; got {', '.join(sorted(set(bad)))}")
-    return texts
+    return items
 
 
 def _pad_token(tokenizer: tokenizers.Tokenizer, pad_token: str | None) -> tuple[str | None, int | None]:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ..files import zoo_cache_dir
 from .sources import cached_path, fetch, is_cached, offline
-from .verify import zoo_cache_dir
 
 _LAZY = {
     "build_and_load": ".loading",

@@ -85,7 +85,8 @@ def _weight_map(index_path: Path) -> dict[str, str]:
     try:
         index = json.loads(read_small_file(index_path, _INDEX_LIMIT, what="shard index"))
     except ValueError as exc:
-        raise WeightsError(f"shard index {index_path} is not valid JSON ({exc}); download the checkpoint again") from None
+        raise WeightsError(f"shard index {index_path} is not valid JSON ({exc}); "
+                           "download the checkpoint again") from None
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()):

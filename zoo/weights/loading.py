@@ -68,7 +68,8 @@ def parameters_on_meta() -> Iterator[None]:
         _ON_META.depth -= 1
 
 
-def instantiate(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any], *, lean: bool = True) -> tuple[nn.Module, bool]:
+def instantiate(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any], *,
+                lean: bool = True) -> tuple[nn.Module, bool]:
     """Build the module, on meta if `lean` and possible. Returns (module, built_on_meta)."""
     if lean:
         try:
@@ -110,7 +111,10 @@ def match_keys(model: nn.Module, state: Mapping[str, torch.Tensor], *, head: str
     """Which tensors to load; what is missing, unexpected or of the wrong shape."""
     expected = model.state_dict(keep_vars=True)
     aliases = {name: group for group in _tied_groups(model) for name in group}
-    in_head = (lambda k: head is not None and (k == head or k.startswith(head + "."))) if head_optional else (lambda k: False)
+
+    def in_head(key: str) -> bool:
+        return head_optional and head is not None and (key == head or key.startswith(head + "."))
+
     load: StateDict = {}
     report = KeyReport([], [], [], [])
     for key, tensor in state.items():
@@ -191,7 +195,8 @@ def _materialize_leftovers(model: nn.Module, loaded: Mapping[str, Any]) -> list[
                 setattr(module, n, nn.Parameter(torch.empty_like(p, device="cpu"), requires_grad=p.requires_grad))
         for n, b in list(module.named_buffers(recurse=False)):
             if b is not None and b.is_meta:
-                module.register_buffer(n, torch.empty_like(b, device="cpu"), persistent=n not in module._non_persistent_buffers_set)
+                module.register_buffer(n, torch.empty_like(b, device="cpu"),
+                                       persistent=n not in module._non_persistent_buffers_set)
         module.reset_parameters()
         done += full
     return done
@@ -212,9 +217,9 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, on_meta: b
     return report
 
 
-def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any], state: Mapping[str, torch.Tensor],
-                   *, head_optional: bool, where: str, prepare: Callable[[nn.Module], None] | None = None,
-                   lean: bool = True) -> nn.Module:
+def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any],
+                   state: Mapping[str, torch.Tensor], *, head_optional: bool, where: str,
+                   prepare: Callable[[nn.Module], None] | None = None, lean: bool = True) -> nn.Module:
     """Build a module and load `state` into it; the lean path first, the ordinary path as fallback.
 
     `prepare` runs after building and before loading (for example to swap a head as it was saved).
@@ -244,7 +249,7 @@ def build_module(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str,
     if state is not None:
         return build_and_load(card, builder, kwargs, state, head_optional=head_optional, where=where,
                               prepare=prepare)
-    model = call_builder(card, builder, kwargs)
+    model: nn.Module = call_builder(card, builder, kwargs)
     if prepare is not None:
         prepare(model)
     return model
@@ -254,9 +259,10 @@ def import_function(spec: str, what: str) -> Callable[..., Any]:
     """Import ``"package.module:function"``, once a registered card is known to name it."""
     check_registered(spec, what=what)
     try:
-        return import_object(spec)
+        function: Callable[..., Any] = import_object(spec)
     except (ImportError, AttributeError) as exc:
         raise WeightsError(f"cannot import {what} {spec!r}: {exc}") from exc
+    return function
 
 
 def apply_key_map(state: StateDict, spec: str | None, what: str) -> StateDict:

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,9 +25,12 @@ from torch import nn
 from .._version import __version__
 from ..cards import ModelCard, card_labels, card_of
 from ..errors import WeightsError
-from ..files import atomic_write, write_text_atomic
+from ..files import write_bytes_atomic, write_text_atomic
 from .formats import inside_folder, read_small_file, write_safetensors
 from .verify import sha256_of
+
+if TYPE_CHECKING:
+    from ..finetune.lora import LoRALinear
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -47,19 +50,16 @@ _SHA256 = frozenset("0123456789abcdef")
 def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict to save: LoRA adapters folded in (without changing `model`), each tied tensor once."""
     state = dict(model.state_dict())
-    try:
-        from ..finetune.lora import LoRALinear
-    except ImportError:
-        LoRALinear = None  # noqa: N806
-    if LoRALinear is not None:
+    lora_linear = _lora_linear()
+    if lora_linear is not None:
         for name, module in model.named_modules():
-            if isinstance(module, LoRALinear):
+            if isinstance(module, lora_linear):
                 prefix = f"{name}." if name else ""
                 for key in [k for k in state if k.startswith(prefix)]:
                     del state[key]
                 state.update({prefix + k: v for k, v in module.merged().state_dict().items()})
     out: dict[str, torch.Tensor] = {}
-    seen_views: set[tuple] = set()
+    seen_views: set[tuple[int, int, tuple[int, ...], tuple[int, ...]]] = set()
     seen_storages: set[int] = set()
     for key, tensor in state.items():
         if tensor.is_meta:
@@ -76,6 +76,15 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             seen_storages.add(pointer)
         out[key] = tensor.contiguous()
     return out
+
+
+def _lora_linear() -> type[LoRALinear] | None:
+    """zoo's LoRA layer, or None where `zoo.finetune` cannot be imported."""
+    try:
+        from ..finetune.lora import LoRALinear
+    except ImportError:
+        return None
+    return LoRALinear
 
 
 def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None) -> dict[str, Any]:
@@ -119,8 +128,8 @@ def check_saved_weights(directory: str | Path, config: Mapping[str, Any], path: 
     name = Path(os.path.relpath(path, directory)).as_posix()
     expected = recorded.get(name)
     if expected is None:
-        raise WeightsError(f"{Path(directory) / CONFIG_NAME} records the sha256 of {', '.join(sorted(recorded))} but the "
-                           f"folder loads {name}: it was changed after saving; save the model again")
+        raise WeightsError(f"{Path(directory) / CONFIG_NAME} records the sha256 of {', '.join(sorted(recorded))} "
+                           f"but the folder loads {name}: it was changed after saving; save the model again")
     actual = sha256_of(path)
     if actual != expected:
         raise WeightsError(f"weights file {path} is corrupt or was changed after saving: its sha256 is {actual}, "
@@ -187,7 +196,7 @@ def _copy_side_files(card: ModelCard, directory: Path) -> list[str]:
         except WeightsError as exc:
             warnings.warn(f"not saving {name} with the model: {exc}", stacklevel=3)
             continue
-        atomic_write(directory / name, lambda handle, data=data: handle.write(data))
+        write_bytes_atomic(directory / name, data)
         copied.append(name)
     return copied
 

@@ -30,15 +30,17 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from types import ModuleType
+from typing import BinaryIO
 
 from .._env import env_flag
-from .._progress import progress_bar
+from .._progress import ProgressBar, progress_bar
 from ..cards import ModelCard, WeightsCard
 from ..errors import WeightsError
 from ..names import HUB_PREFIX
 from .verify import check_digest, check_file, file_hasher, hash_from_filename, remember_verified
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: no flock; each download then writes a partial file of its own
@@ -162,7 +164,8 @@ def cached_path(card: ModelCard, tag: str | None = None) -> Path | None:
         return path if path.is_file() else None
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(source.location, source.filename, cache_dir=hub_cache_dir(), revision=source.revision)
+    found = try_to_load_from_cache(source.location, source.filename, cache_dir=hub_cache_dir(),
+                                   revision=source.revision)
     return Path(found) if isinstance(found, str) else None
 
 
@@ -185,7 +188,8 @@ def fetch(card: ModelCard, tag: str | None = None, *, token: str | bool | None =
     if source.kind == "local":
         path = Path(source.location)
         if not path.is_file():
-            raise WeightsError(f"{what}: local file {path} does not exist; fix the card's source or copy the file there")
+            raise WeightsError(f"{what}: local file {path} does not exist; "
+                               "fix the card's source or copy the file there")
         check_file(path, sha256=expected, file_size=weights.file_size, what=what)
         return path
     if source.kind == "url":
@@ -368,7 +372,8 @@ def _wait_for_lock(fd: int, dest: Path, what: str) -> bool:
     if fcntl is None:
         return False
     partial = _shared_partial(dest)
-    seen, since = -1, time.monotonic()
+    seen: int | None = -1
+    since = time.monotonic()
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -423,7 +428,9 @@ def _open_url(url: str, start: int, timeout: float) -> http.client.HTTPResponse 
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response: http.client.HTTPResponse = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                                                    timeout=timeout)
+        return response
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and start:
@@ -448,7 +455,7 @@ def _byte_limit(length: int | None, file_size: int | None, start: int) -> tuple[
     return min(limits) if limits else None
 
 
-def _copy_limited(response: http.client.HTTPResponse, out: BinaryIO, digest: hashlib._Hash, bar,
+def _copy_limited(response: http.client.HTTPResponse, out: BinaryIO, digest: hashlib._Hash, bar: ProgressBar,
                   limit: tuple[int, str] | None) -> int:
     """Copy the body to `out` (and `digest`), raising `_BadDownload` on the first byte past `limit`."""
     received = 0
@@ -464,6 +471,6 @@ def _copy_limited(response: http.client.HTTPResponse, out: BinaryIO, digest: has
     return received
 
 
-def _progress(total: int | None, initial: int, name: str, enabled: bool) -> Any:
+def _progress(total: int | None, initial: int, name: str, enabled: bool) -> ProgressBar:
     return progress_bar(enabled=enabled, total=total, initial=initial, description=name, unit="B", unit_scale=True,
                         unit_divisor=1024)

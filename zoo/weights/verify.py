@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,11 +26,11 @@ def hash_from_filename(filename: str) -> str | None:
     return match.group(1) if match else None
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: str | os.PathLike[str]) -> str:
     return file_hasher(path).hexdigest()
 
 
-def file_hasher(path: Path) -> hashlib._Hash:
+def file_hasher(path: str | os.PathLike[str]) -> hashlib._Hash:
     """A sha256 object fed with the file's bytes, to go on with the bytes still to come (a resumed download)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -43,7 +44,7 @@ def _stamp_path(path: Path) -> Path:
     return zoo_cache_dir() / "verified" / f"{key}.json"
 
 
-def _file_identity(path: Path) -> dict:
+def _file_identity(path: Path) -> dict[str, str | int]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
@@ -55,7 +56,8 @@ def _stamped_digest(path: Path) -> str | None:
         return None
     identity = _file_identity(path)
     if all(stamp.get(k) == v for k, v in identity.items()):
-        return stamp.get("sha256")
+        digest: str | None = stamp.get("sha256")
+        return digest
     return None
 
 
