@@ -324,3 +324,17 @@ def test_offline_the_error_names_the_default_hub_cache_itself(caches, monkeypatc
         fetch(card, "a")
     message = str(info.value)
     assert "\n" not in message and str(tmp_path / "default-hub-cache") in message and "`zoo download`" in message
+
+
+@pytest.mark.parametrize("stamp", ["[]", '"text"', '{"sha256": 5}', "{"])
+def test_a_damaged_verified_stamp_only_costs_a_rehash(tmp_path, caches, stamp):
+    from zoo.weights import verify
+
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    verify.remember_verified(weights, digest)
+    verify._stamp_path(weights).write_text(stamp)
+    verify.check_file(weights, sha256=digest)  # hashes again instead of failing
+    with pytest.raises(zoo.WeightsError, match="expected"):
+        verify.check_file(weights, sha256="0" * 64)

@@ -54,9 +54,11 @@ def _stamped_digest(path: Path) -> str | None:
         stamp = json.loads(_stamp_path(path).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(stamp, dict) or not isinstance(stamp.get("sha256"), str):
+        return None  # a damaged stamp only costs a re-hash
     identity = _file_identity(path)
     if all(stamp.get(k) == v for k, v in identity.items()):
-        digest: str | None = stamp.get("sha256")
+        digest: str = stamp["sha256"]
         return digest
     return None
 
