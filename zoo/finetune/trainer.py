@@ -64,7 +64,12 @@ _OLD_ATTRIBUTES = {**{name: name for name in FIELDS if name not in _RENAMED.valu
 
 @dataclass
 class FitResult:
-    """What a run produced. ``history`` has one dict of metrics per finished epoch."""
+    """What a run produced. ``history`` has one dict of metrics per finished epoch.
+
+    `best` is the epoch the best-model tracker chose (by ``monitor``; its model is the one saved in
+    ``best_dir`` when the run had a ``checkpoint_dir``), `last` the last finished epoch (the state
+    ``model`` is in). ``metrics`` and ``confusion`` are the last epoch's, as before.
+    """
 
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -81,6 +86,16 @@ class FitResult:
     def metrics(self) -> dict[str, Any]:
         """The last finished epoch's metrics."""
         return self.history[-1] if self.history else {}
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The best epoch's metrics, its confusion matrix included (empty when no epoch was measured)."""
+        return dict(next((h for h in self.history if h.get("epoch") == self.best_epoch), {}))
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The last finished epoch's metrics, its confusion matrix included (empty before the first epoch ends)."""
+        return dict(self.metrics)
 
 
 def fit(model: nn.Module, train: Any, val: Any = None, *, config: TrainerConfig | None = None,
@@ -326,10 +341,20 @@ class Trainer:
                            monitor=self.best.monitor, best_value=self.best.value, best_epoch=self.best.epoch,
                            best_dir=best_dir, checkpoint=folder / ckpt.LAST if folder is not None else None,
                            stopped=stopped)
-        if result.confusion is not None and not stopped:
-            self._say("confusion matrix (rows: true class):\n" + format_confusion(result.confusion, self.labels))
+        if not stopped:
+            self._say_best_confusion(result)
         self._hooks.call("on_fit_end", self, result)
         return result
+
+    def _say_best_confusion(self, result: FitResult) -> None:
+        """The confusion matrix of the best epoch (the saved model's), said to be that epoch's."""
+        best = result.best
+        matrix = best.get("val_confusion", best.get("train_confusion"))
+        if matrix is None:
+            return
+        saved = f", the model saved in {result.best_dir}" if result.best_dir is not None else ""
+        self._say(f"confusion matrix of epoch {result.best_epoch}, the best by {result.monitor}{saved} "
+                  f"(rows: true class):\n" + format_confusion(matrix, self.labels))
 
     def _measure(self, model: nn.Module, loader: DataLoader[Any]) -> dict[str, Any]:
         device = self.context.device
