@@ -100,9 +100,13 @@ def param_groups(
         weight_decay: decay for weights; biases, 1-D tensors and normalization layers get none.
         no_decay: more name patterns that get no weight decay (``["*pos_embed*"]``).
 
-    Each group dict has ``params``, ``lr``, ``weight_decay``, and also ``group`` (the layer-group
-    prefix) and ``lr_scale`` (its rate relative to `lr`), which optimizers carry along untouched.
-    Pass the list straight to ``torch.optim.AdamW(param_groups(model, 1e-3))``.
+    Each group dict has ``params``, ``lr`` (already scaled: `lr` times the group's layer decay and
+    multiplier), ``weight_decay`` and ``group`` (the layer-group prefix), which optimizers carry
+    along untouched. Pass the list straight to ``torch.optim.AdamW(param_groups(model, 1e-3))``.
+
+    The scale is applied here, once, and no ``lr_scale`` key is set: torch's schedulers multiply
+    each group's own ``lr``, and timm's schedulers multiply by ``lr_scale`` when a group has one,
+    so a group carrying both a scaled ``lr`` and an ``lr_scale`` would be scaled twice under timm.
     """
     if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
         raise InvalidArgumentError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
@@ -120,6 +124,6 @@ def param_groups(
         decay = 0.0 if name in skip_decay else weight_decay
         buckets.setdefault((i, scale, decay), []).append(param)
     return [
-        {"params": params, "lr": lr * scale, "weight_decay": decay, "group": prefixes[i], "lr_scale": scale}
+        {"params": params, "lr": lr * scale, "weight_decay": decay, "group": prefixes[i]}
         for (i, scale, decay), params in sorted(buckets.items(), key=lambda kv: kv[0])
     ]
