@@ -55,7 +55,7 @@ def test_hubconf_finds_builtin_families_from_the_checkout_when_zoo_is_not_instal
         def without_zoo(**kw):  # as if the zoo distribution were not installed
             if kw.get("group") != "zoo.plugins":
                 return real(**kw)
-            return md.EntryPoints([e for e in real(**kw) if not (e.dist and e.dist.metadata["Name"] == "zoo")])
+            return md.EntryPoints([e for e in real(**kw) if not (e.dist and e.dist.metadata["Name"] == "zoo-models")])
         md.entry_points = without_zoo
         import torch
         import sys; sys.path.insert(0, {str(REPO)!r})
@@ -67,5 +67,5 @@ def test_hubconf_finds_builtin_families_from_the_checkout_when_zoo_is_not_instal
     """)
     assert result.returncode == 0, result.stderr
     plugins, shape = result.stdout.strip().splitlines()
-    assert ("vision", "zoo", "loaded") in eval(plugins)
+    assert ("vision", "zoo-models", "loaded") in eval(plugins)
     assert shape == "(1, 3)"

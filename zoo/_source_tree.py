@@ -1,12 +1,14 @@
 """zoo's built-in plugins when zoo runs from a source checkout that is not installed (torch.hub).
 
-torch.hub imports ``hubconf.py`` from a checkout, so no ``zoo`` distribution and none of its
-entry points exist. Its ``pyproject.toml`` says where the built-in plugin packages live and
-which entry points they declare; this module puts those packages on ``sys.path`` and returns
-the entry points.
+torch.hub imports ``hubconf.py`` from a checkout, so zoo's distribution (`DISTRIBUTION`) and its
+entry points may not exist, or exist only as a ``*.egg-info`` folder an earlier build left in the
+checkout, which names the plugin packages without making them importable. The checkout's
+``pyproject.toml`` says where the built-in plugin packages live and which entry points they
+declare; this module puts those packages on ``sys.path`` and returns the entry points.
 """
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +18,13 @@ from typing import Any
 from ._version import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTION = "zoo-models"
+"""zoo's distribution name (``pip install zoo-models``, a plugin's dependency); the import name is ``zoo``."""
+
+
+def is_zoo_distribution(name: str) -> bool:
+    """Whether a distribution name is zoo's, however spelled (``zoo_models``, ``Zoo.Models``)."""
+    return re.sub(r"[-_.]+", "-", name).lower() == DISTRIBUTION
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class SourceEntryPoint:
 def source_tree_entry_points(group: str) -> list[SourceEntryPoint]:
     """The checkout's entry points of `group`, its plugin packages made importable; none outside a checkout."""
     project, package_dirs = _read_pyproject(ROOT / "pyproject.toml")
-    if project.get("name") != "zoo":
+    if not is_zoo_distribution(str(project.get("name", ""))):
         return []
     _add_package_parents(package_dirs)
     version = str(project.get("version", __version__))  # the version is dynamic: zoo._version holds it

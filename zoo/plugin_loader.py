@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import inspect
 import logging
 import os
@@ -33,7 +34,7 @@ from typing import Protocol
 
 from ._env import env_flag
 from ._imports import import_object
-from ._source_tree import source_tree_entry_points
+from ._source_tree import DISTRIBUTION, is_zoo_distribution, source_tree_entry_points
 from .errors import CardError, PluginError
 from .plugin_api import Entry, Registrar, check_entry
 
@@ -104,16 +105,35 @@ def _env_list(name: str) -> frozenset[str]:
 
 
 def discover() -> list[Candidate]:
-    """Entry points of the ``zoo.plugins`` group, plus zoo's own when run from a source tree."""
+    """Entry points of the ``zoo.plugins`` group; zoo's own from its source tree when it is not installed.
+
+    zoo counts as not installed when its distribution is missing, or when the modules its entry
+    points name cannot be found (the ``*.egg-info`` of an earlier build, left in a checkout that
+    torch.hub put on ``sys.path``): then the checkout's ``pyproject.toml`` gives them.
+    """
     found: dict[tuple[str, str], Candidate] = {}
     for ep in metadata.entry_points(group=GROUP):
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "unknown"
         found.setdefault((ep.name, ep.value), Candidate(ep.name, ep.value, dist, version))
-    if not any(c.distribution == "zoo" for c in found.values()):
-        for source in source_tree_entry_points(GROUP):
-            found.setdefault((source.name, source.value), Candidate(source.name, source.value, "zoo", source.version))
+    own = [key for key, cand in found.items() if is_zoo_distribution(cand.distribution)]
+    installed = bool(own) and all(_findable(found[key].value) for key in own)
+    sources = [] if installed else source_tree_entry_points(GROUP)
+    for key in own if sources else ():
+        del found[key]
+    for source in sources:
+        key = (source.name, source.value)
+        found.setdefault(key, Candidate(source.name, source.value, DISTRIBUTION, source.version))
     return sorted(found.values(), key=lambda c: (c.name, c.distribution))
+
+
+def _findable(value: str) -> bool:
+    """Whether the top-level package of an entry point's ``module:function`` can be found (nothing is imported)."""
+    top = value.partition(":")[0].partition(".")[0]
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
