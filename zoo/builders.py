@@ -5,6 +5,8 @@ Nothing here imports torch; the builder's own module does, when it is imported.
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +22,14 @@ CREATE_OPTIONS = ("pretrained", "num_classes", "freeze", "freeze_bn")
 def import_builder(card: ModelCard) -> Callable[..., Any]:
     """Import the builder a card names, once an installed plugin is known to register it.
 
-    An import failure names the card's plugin.
+    An import failure names the card's plugin; a missing third-party module names what to install.
     """
     check_registered(card.builder, what=f"the card of model {card.name!r}")
     try:
         builder: Callable[..., Any] = import_object(card.builder)
+    except ModuleNotFoundError as exc:
+        raise _missing_module(card, exc) or PluginError(
+            f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"cannot import builder {card.builder!r} of model {card.name!r}: {exc}") from exc
     return builder
@@ -45,26 +50,87 @@ def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: Mapping[s
         params = inspect.signature(builder).parameters
     except (TypeError, ValueError):
         return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if _takes_var_keywords(builder):
         return
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        known = list(CREATE_OPTIONS)
-        known += sorted(n for n, p in params.items()
-                        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in known)
-        raise InvalidArgumentError(
-            f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; it takes {', '.join(known)}"
-        )
+        raise _not_taken(card, builder, unknown)
+
+
+def known_keywords(builder: Callable[..., Any]) -> list[str]:
+    """The keywords `zoo.create` takes for a builder: zoo's own options, then the builder's.
+
+    For a builder taking ``**kwargs`` (torchvision's) these include the keywords with defaults of
+    the model class its return annotation names, where it passes them on.
+    """
+    known = list(CREATE_OPTIONS)
+    for fn in (builder, _model_class(builder)):
+        known += [name for name in _keywords(fn) if name not in known]
+    return known
+
+
+def _keywords(fn: Callable[..., Any] | None) -> list[str]:
+    """Keywords `fn` takes by name (for a class: those of ``__init__`` with a default)."""
+    try:
+        params = inspect.signature(fn).parameters if fn is not None else {}
+    except (TypeError, ValueError):
+        return []
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [name for name, p in params.items()
+            if p.kind in named and not (isinstance(fn, type) and p.default is p.empty)]
+
+
+def _takes_var_keywords(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _model_class(builder: Callable[..., Any]) -> type | None:
+    """The class a ``**kwargs`` builder says it returns, when its return annotation names one."""
+    if not _takes_var_keywords(builder):
+        return None
+    try:
+        returned = typing.get_type_hints(builder).get("return")
+    except Exception:  # noqa: BLE001 - annotations that do not evaluate only cost the hint
+        return None
+    return returned if isinstance(returned, type) else None
+
+
+def _not_taken(card: ModelCard, builder: Callable[..., Any], unknown: list[str]) -> InvalidArgumentError:
+    return InvalidArgumentError(f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; "
+                                f"it takes {', '.join(known_keywords(builder))}")
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
 def call_builder(card: ModelCard, builder: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
-    """Call a builder, turning "unexpected keyword" TypeErrors into a clear zoo error."""
+    """Call a builder: a keyword it rejects gets zoo's message listing what it takes; a missing
+    third-party module says what to install."""
     try:
         return builder(**kwargs)
     except TypeError as exc:
-        if "unexpected keyword argument" in str(exc) or "got an unexpected" in str(exc):
-            raise InvalidArgumentError(f"model {card.name!r} rejected its arguments: {exc}") from exc
-        raise
+        found = _UNEXPECTED.search(str(exc))
+        if found is None or found.group(1) not in kwargs:
+            raise
+        raise _not_taken(card, builder, [found.group(1)]) from exc
+    except ModuleNotFoundError as exc:
+        missing = _missing_module(card, exc)
+        if missing is None:
+            raise
+        raise missing from exc
+
+
+def _missing_module(card: ModelCard, exc: ModuleNotFoundError) -> PluginError | None:
+    """The error for a model whose code needs a module that is not installed; None for the plugin's own modules."""
+    top = (exc.name or "").partition(".")[0]
+    if not top or top == card.builder.partition(".")[0].partition(":")[0]:
+        return None
+    return PluginError(f"model {card.name!r} needs the Python package {top!r}, which is not installed; "
+                       f"install it (pip install {top}) and try again")
 
 
 @dataclass(frozen=True)

@@ -213,11 +213,22 @@ class Registry:
         failed = "; ".join(f"plugin {p!r} from {d} failed: {e}" for p, d, e in self._failures)
         failed = f" Some plugins failed to load ({failed}); see `zoo plugins`." if failed else ""
         err = UnknownModelError(
-            f"unknown model {name!r}.{hint}{failed} `zoo list` shows every model.", name=name, suggestions=close
+            f"unknown model {name!r}.{hint}{failed}{self._disabled_hint()} `zoo list` shows every model.",
+            name=name, suggestions=close,
         )
         if len(self._failures) == 1:
             err.__cause__ = self._failures[0][2]
         return err
+
+    def _disabled_hint(self) -> str:
+        """What an unknown name may be missing: the plugins the environment switches kept from loading."""
+        disabled = [info for info in self.plugins() if info.status == "disabled"]
+        if not disabled:
+            return ""
+        names = ",".join(info.name for info in disabled)
+        reasons = "; ".join(sorted({info.error or "disabled" for info in disabled}))
+        return (f" Plugins not loaded: {names} ({reasons}); load them with ZOO_PLUGINS_ALLOW={names} "
+                "or unset the switch.")
 
     def resolve(self, name: str) -> Resolved:
         """Resolve a name, alias, recipe or ``name.tag`` to the card to build and its options."""
