@@ -270,26 +270,56 @@ def encode_batch(tokenizer: TextTokenizer, texts: Sequence[str], pairs: Sequence
 # ---------------------------------------------------------------------------- training
 
 
+_TRAINED_SPECIALS = ["[PAD]", "[UNK]"]
+_CONTINUING = "##"
+
+
 def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 8000, lowercase: bool = True,
                     min_frequency: int = 1, max_length: int | None = 256) -> TextTokenizer:
     """A WordPiece tokenizer trained on `texts` (for models trained from scratch).
 
-    Token 0 is ``[PAD]`` and 1 is ``[UNK]``; no ``[CLS]``/``[SEP]`` are added.
+    Token 0 is ``[PAD]`` and 1 is ``[UNK]``; no ``[CLS]``/``[SEP]`` are added. The same texts give
+    the same tokenizer in every process (see `_continuing_pieces`).
     """
-    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
-    from tokenizers.models import WordPiece
     from tokenizers.trainers import WordPieceTrainer
 
     if vocab_size < 3:
         raise InvalidArgumentError(f"vocab_size must be at least 3, got {vocab_size}")
-    tokenizer = Tokenizer(WordPiece(unk_token="[UNK]"))
+    texts = [t for t in texts if isinstance(t, str)]
+    tokenizer = _wordpiece(None, lowercase)
+    trainer = WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
+                               special_tokens=_TRAINED_SPECIALS + _continuing_pieces(tokenizer, texts))
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    # the same vocabulary, with only [PAD] and [UNK] as special tokens
+    trained = _wordpiece(tokenizer.get_vocab(with_added_tokens=False), lowercase)
+    trained.add_special_tokens(_TRAINED_SPECIALS)
+    return TextTokenizer(trained, max_length=max_length, pad_token="[PAD]")
+
+
+def _wordpiece(vocab: dict[str, int] | None, lowercase: bool) -> tokenizers.Tokenizer:
+    """An untrained (`vocab` None) or trained WordPiece tokenizer: BERT's normalizer and splitting."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import WordPiece
+
+    tokenizer = Tokenizer(WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix=_CONTINUING))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=None)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece(prefix="##")
-    trainer = WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                               special_tokens=["[PAD]", "[UNK]"], show_progress=False)
-    tokenizer.train_from_iterator((t for t in texts if isinstance(t, str)), trainer=trainer)
-    return TextTokenizer(tokenizer, max_length=max_length, pad_token="[PAD]")
+    tokenizer.decoder = decoders.WordPiece(prefix=_CONTINUING)
+    return tokenizer
+
+
+def _continuing_pieces(tokenizer: tokenizers.Tokenizer, texts: Sequence[str]) -> list[str]:
+    """``##c`` for every character that continues a word of `texts`, sorted.
+
+    The tokenizers trainer numbers these pieces in the order it meets them in a hash map, which
+    changes from process to process, and the numbers break ties between equally frequent merges:
+    the same texts gave another vocabulary in every run (huggingface/tokenizers#1794). Declared up
+    front they have fixed numbers, and training repeats exactly.
+    """
+    assert tokenizer.normalizer is not None and tokenizer.pre_tokenizer is not None  # set by _wordpiece
+    normalize, split = tokenizer.normalizer.normalize_str, tokenizer.pre_tokenizer.pre_tokenize_str
+    chars = {char for text in texts for word, _ in split(normalize(text)) for char in word[1:]}
+    return [_CONTINUING + char for char in sorted(chars)]
 
 
 # ---------------------------------------------------------------------------- running a model on strings
