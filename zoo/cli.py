@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from ._version import __version__
+from .commands.output import json_only
 from .errors import ZooError
 
 # Modules of zoo.commands, in the order `zoo --help` lists their commands; each has
@@ -25,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``zoo`` command, with the subcommands of every module in `COMMAND_MODULES`."""
     parser = _Parser(prog="zoo", description="A model zoo for PyTorch: list, inspect and create models.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -37,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with json_only(getattr(args, "json", False)):  # --json: standard output holds the JSON alone
+            return int(args.func(args) or 0)
     except ZooError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)  # all of it: later lines may hold the cause or the fix
         return 2
