@@ -43,9 +43,14 @@ def _checked(text: str, kind: Callable[[str], Number], ok: Callable[[Number], bo
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that say how to read labelled data: bad files, and the columns of a CSV/JSONL table."""
     parser.add_argument("--skip-bad", action="store_true", help="leave out unreadable files (with a warning)")
-    parser.add_argument("--text-column", default="text", help="the text column of a CSV/JSONL (default: %(default)s)")
+    add_text_column_argument(parser)
     parser.add_argument("--label-column", default="label",
                         help="the label column of a CSV/JSONL (default: %(default)s)")
+
+
+def add_text_column_argument(parser: argparse.ArgumentParser) -> None:
+    """``--text-column``: where the texts of a CSV/JSONL file are."""
+    parser.add_argument("--text-column", default="text", help="the text column of a CSV/JSONL (default: %(default)s)")
 
 
 class TableColumns(TypedDict):
