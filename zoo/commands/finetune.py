@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import data as zdata
+from ..cards import ModelCard
+from ..errors import InvalidArgumentError
 from ..finetune import run_dir
 from ..finetune.options import (
     DEFAULT_STRATEGY,
@@ -20,7 +22,8 @@ from ..finetune.options import (
     SCHEDULERS,
     STRATEGY_NAMES,
 )
-from .loading import model_to_finetune
+from .history import HISTORY_CSV, HISTORY_JSON, HistoryFiles
+from .loading import check_scratch, finetune_card, model_to_finetune
 from .options import (
     Subcommands,
     add_table_arguments,
@@ -34,7 +37,7 @@ from .output import print_json
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..finetune import FitResult
+    from ..finetune import FitResult, Strategy
 
 
 def add_commands(sub: Subcommands) -> None:
@@ -49,7 +52,11 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--epochs", type=non_negative_int, default=3,
                    help="passes over the data, 0 or more (default: %(default)s)")
     p.add_argument("--strategy", default=None, choices=STRATEGY_NAMES,
-                   help=f"what trains when (default: {DEFAULT_STRATEGY})")
+                   help=f"what trains when (default: {DEFAULT_STRATEGY}, or what a recipe freezes)")
+    p.add_argument("--lora-targets", type=_patterns, action="extend", metavar="PATTERNS",
+                   help="with --strategy lora (which it implies): the Linear layers that get adapters, as module-name "
+                        "wildcards separated by commas, e.g. 'encoder.*.query,encoder.*.value' (default: the card's "
+                        "extra['lora_targets'])")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate, above 0 (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="samples per step and process, 1 or more")
     # the trainer's own names; the first of each is its default
@@ -58,7 +65,8 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="(default: %(default)s)")
     p.add_argument("--out", default="zoo-finetuned",
                    help="folder for the fine-tuned model (default: %(default)s): new or empty, or one zoo wrote "
-                        "before with --resume or --overwrite; the run's checkpoints go to OUT/checkpoints")
+                        "before with --resume or --overwrite; the run's checkpoints and its per-epoch history "
+                        "(history.csv, history.json) go to OUT/checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in OUT/checkpoints")
     p.add_argument("--overwrite", action="store_true",
                    help="use an --out that holds a model or other files: its contents are replaced by the new model")
@@ -68,21 +76,58 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--workers", type=non_negative_int, default=0, help="data loading processes, 0 or more")
     p.add_argument("--threads", type=non_negative_int,
                    help="CPU threads for torch (default or 0: torch's choice, one per core)")
-    p.add_argument("--scratch", action="store_true", help="start from random weights instead of pretrained ones")
+    p.add_argument("--scratch", action="store_true",
+                   help="start from random weights instead of pretrained ones (a recipe that freezes part of the "
+                        "model then needs --strategy)")
     p.add_argument("--no-augment", action="store_true", help="no random crops or flips on the training data")
     add_table_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the run's summary as JSON at the end")
+    p.add_argument("--json", action="store_true",
+                   help="print the run's summary as JSON at the end, alone on standard output (the progress lines "
+                        "go to standard error)")
     p.set_defaults(func=cmd_finetune)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    card = finetune_card(args.name)  # what is wrong with the model or the options fails before any work
+    strategy_name = _strategy_name(args, card)
+    if args.scratch and strategy_name is None:
+        check_scratch(card)
     classes = zdata.class_names(args.data, **table_columns(args))
     out = Path(args.out).expanduser()
     if not _first_process():  # torchrun: the first process owns --out and publishes
         return _finetune(args, classes, out, out / run_dir.RUN_FOLDER)
     with run_dir.claim(out, overwrite=args.overwrite, resume=args.resume) as run:
         return _finetune(args, classes, out, run)
+
+
+def _patterns(text: str) -> list[str]:
+    """An argument type: module-name wildcards separated by commas."""
+    patterns = [part.strip() for part in text.split(",") if part.strip()]
+    if not patterns:
+        raise argparse.ArgumentTypeError(f"expected module-name wildcards separated by commas, got {text!r}")
+    return patterns
+
+
+def _strategy_name(args: argparse.Namespace, card: ModelCard) -> str | None:
+    """The strategy the options ask for (``--lora-targets`` implies lora); a LoRA run needs targets."""
+    if args.lora_targets and args.strategy not in (None, "lora"):
+        raise InvalidArgumentError(f"--lora-targets goes with --strategy lora, not --strategy {args.strategy}; "
+                                   "drop one of them")
+    name: str | None = "lora" if args.lora_targets else args.strategy
+    if name == "lora" and not args.lora_targets and not card.extra.get("lora_targets"):
+        raise InvalidArgumentError(
+            f"model {card.name!r} names no LoRA targets (its card has no extra['lora_targets']): pass --lora-targets "
+            "with wildcards over the names of its Linear layers (print(zoo.create(NAME)) shows them), e.g. "
+            "--lora-targets 'encoder.*.query,encoder.*.value', or choose another --strategy")
+    return name
+
+
+def _strategy(args: argparse.Namespace) -> str | Strategy | None:
+    """What `Trainer` takes as its strategy: a name, or the LoRA strategy on the targets given."""
+    from ..finetune import get_strategy  # imports torch: only once the command runs
+
+    return get_strategy("lora", targets=args.lora_targets) if args.lora_targets else args.strategy
 
 
 def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path) -> int:
@@ -94,14 +139,16 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # the new head's initial weights, so "accuracy before" repeats too
-    model = model_to_finetune(args.name, num_classes=len(classes), scratch=args.scratch)
+    strategy = _strategy(args)
+    model = model_to_finetune(args.name, num_classes=len(classes), scratch=args.scratch,
+                              strategy_given=strategy is not None)
     train, val = _datasets(args, model, classes)
     measured_on = "validation" if args.val else "training"
     trainer = Trainer(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, strategy=args.strategy, optimizer=args.optimizer,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, strategy=strategy, optimizer=args.optimizer,
         scheduler=args.scheduler, precision=args.precision, checkpoint_dir=run,
         checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed, num_workers=args.workers,
-        labels=classes, progress=not args.quiet,
+        labels=classes, progress=not args.quiet, callbacks=[HistoryFiles(run)],
     )
     say = _printer()
     say(f"{len(train)} training and {len(val)} {measured_on} samples, {len(classes)} classes: "
@@ -138,15 +185,25 @@ def _datasets(args: argparse.Namespace, model: nn.Module, classes: list[str]) ->
 
 def _report(args: argparse.Namespace, result: FitResult, classes: list[str], out: Path, *, before: float | None,
             measured_on: str, say: Callable[[str], None]) -> None:
-    """The accuracy the published model reached, where it is, and the run as JSON with ``--json``."""
-    after = result.history[result.best_epoch - 1].get("val_accuracy")
+    """The published model's accuracy (the best epoch's, whose confusion matrix the trainer printed), where it
+    and the run's history are, and the run as JSON with ``--json``."""
+    best = result.best
+    after = best.get("val_accuracy")
     if after is not None:
         say(f"accuracy after fine-tuning:  {after:.1%} on the {measured_on} data (epoch {result.best_epoch})")
     say(f"saved to {out}; load it with zoo.create('local-dir:{out}') or: zoo predict {out} FILE ...")
+    history = [out / run_dir.RUN_FOLDER / name for name in (HISTORY_CSV, HISTORY_JSON)]
+    say(f"every epoch's metrics: {history[0]} and {history[1]}")
     if args.json:
         print_json({"before": before, "after": after, "best_epoch": result.best_epoch, "out": str(out),
-                    "classes": classes,
-                    "history": [{k: v for k, v in h.items() if not k.endswith("confusion")} for h in result.history]})
+                    "classes": classes, "confusion": best.get("val_confusion"),
+                    "history": [_numbers(metrics) for metrics in result.history],
+                    "history_files": [str(path) for path in history]})
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
+    """One epoch's metrics without its confusion matrices."""
+    return {k: v for k, v in metrics.items() if not k.endswith("confusion")}
 
 
 def _first_process() -> bool:
