@@ -11,7 +11,6 @@ import contextvars
 import json
 import shutil
 import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
@@ -101,7 +100,14 @@ def _cut(value: str, limit: int) -> str:
 
 
 def folded(text: str, *, indent: int, width: int) -> str:
-    """`text` wrapped at spaces into lines of at most `width` columns, every line after the first indented by
-    `indent`; a word longer than a line (a URL, a path) stays whole."""
-    return textwrap.fill(text, width=max(width, indent + 20), initial_indent=" " * indent,
-                         subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False).lstrip()
+    """`text` broken at spaces into lines of at most `width` columns, every line after the first indented by
+    `indent` (the first goes after a label of that width). A word too long for any line (a URL, a path) stays
+    whole on the line it starts, so it never ends up alone below its label."""
+    room = max(width - indent, 20)
+    lines = [""]
+    for word in text.split(" "):
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > room and len(word) <= room:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return ("\n" + " " * indent).join(lines)
