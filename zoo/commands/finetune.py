@@ -118,8 +118,8 @@ def _strategy_name(args: argparse.Namespace, card: ModelCard) -> str | None:
     if name == "lora" and not args.lora_targets and not card.extra.get("lora_targets"):
         raise InvalidArgumentError(
             f"model {card.name!r} names no LoRA targets (its card has no extra['lora_targets']): pass --lora-targets "
-            "with wildcards over the names of its Linear layers (print(zoo.create(NAME)) shows them), e.g. "
-            "--lora-targets 'encoder.*.query,encoder.*.value', or choose another --strategy")
+            f"with wildcards over the names of its Linear layers (print(zoo.create({args.name!r})) shows them), "
+            "e.g. --lora-targets 'encoder.*.query,encoder.*.value', or choose another --strategy")
     return name
 
 
