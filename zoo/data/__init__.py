@@ -6,7 +6,8 @@
 
 `dataset_for` picks the reader from the model's modality and prepares the data as the
 model's card says: image folders (`folders.image_folder`), CSV/JSONL text tables
-(`tables.TextTable`, tokenized with the model's tokenizer) and audio folders
+(`tables.TextTable`, tokenized with the model's tokenizer), token-labelled JSONL/CoNLL
+sentences for token classification (`tokens.TokenTable`) and audio folders
 (`folders.audio_folder`). Nothing here imports torch until a reader is used.
 """
 from __future__ import annotations
@@ -26,18 +27,22 @@ __all__ = ["DataError", "class_names", "dataset_for", "modality_of"]
 
 
 def class_names(path: str | os.PathLike[str], *, text_column: str = "text", label_column: str = "label",
-                train: bool = False) -> list[str]:
+                train: bool = False, tokens_column: str = "tokens", labels_column: str = "labels") -> list[str]:
     """The classes a dataset holds, in index order, without reading the samples.
 
     A folder: its class sub-folders, sorted; each must hold at least one file. A CSV/JSONL
-    file: its labels, sorted (numerically when they are all integers). `train`: the data is
-    for training, so it must hold at least two classes. `zoo finetune` uses this to size the
-    new head before building.
+    file: its labels, sorted (numerically when they are all integers); token-labelled
+    sentences (a CoNLL file, or JSONL rows with a list in `tokens_column`): their words'
+    labels, sorted alike. `train`: the data is for training, so it must hold at least two
+    classes. `zoo finetune` uses this to size the new head before building.
     """
     path = Path(path).expanduser()
     if path.is_file():
         from .tables import TextTable
+        from .tokens import TokenTable, is_token_file
 
+        if is_token_file(path, tokens_column=tokens_column):
+            return TokenTable(path, tokens_column=tokens_column, labels_column=labels_column, train=train).classes
         return TextTable(path, text_column=text_column, label_column=label_column, train=train).classes
     names = class_folders(path, "files")
     for name in names:
@@ -89,7 +94,9 @@ def dataset_for(
     skip_bad: bool = False,
     text_column: str = "text",
     label_column: str = "label",
-) -> Dataset[tuple[Any, int]]:
+    tokens_column: str = "tokens",
+    labels_column: str = "labels",
+) -> Dataset[Any]:
     """A labelled dataset at `path`, prepared for `model` (a zoo model or its card).
 
     Args:
@@ -100,8 +107,11 @@ def dataset_for(
         skip_bad: leave out files that cannot be read or decoded (with a warning) instead of
             failing when one is read; a class left without files is still an error.
         text_column, label_column: the columns of a text table.
+        tokens_column, labels_column: the keys of a token-labelled JSONL file, for a model whose
+            task is ``token-classification`` (it reads `zoo.data.tokens` files).
 
-    The dataset has ``classes``, ``collate_fn`` (or None), ``augments`` and ``fingerprint``.
+    The dataset has ``classes``, ``collate_fn`` (or None), ``augments`` and (but for
+    token-labelled sentences) ``fingerprint``.
     """
     card = _card(model)
     path = Path(path).expanduser()
@@ -118,15 +128,27 @@ def dataset_for(
             raise InvalidArgumentError(f"model {card.name!r} declares no audio input (sample rate) in its card")
         return audio_folder(path, spec, train=train, augment=augment, classes=classes, skip_bad=skip_bad)
     from .tables import TextTable
+    from .tokens import TokenTable
+
+    table: TextTable | TokenTable
+    if card.task == "token-classification":
+        table = TokenTable(path, tokens_column=tokens_column, labels_column=labels_column, classes=classes,
+                           train=train)
+        texts = [" ".join(words) for words in table.sentences]
+    else:
+        table = TextTable(path, text_column=text_column, label_column=label_column, classes=classes, train=train)
+        texts = table.texts
+    table.set_tokenizer(_tokenizer(model, texts if train else None))
+    return table
+
+
+def _tokenizer(model: Any, train_texts: Sequence[str] | None) -> Any:
+    """The text model's tokenizer; one trained on `train_texts` for a model (not a card) that has none."""
     from .text import tokenizer_for
 
-    table = TextTable(path, text_column=text_column, label_column=label_column, classes=classes, train=train)
     if isinstance(model, ModelCard):
-        tokenizer = tokenizer_for(model)
-    else:
-        tokenizer = tokenizer_for(model, train_texts=table.texts if train else None)
-    table.set_tokenizer(tokenizer)
-    return table
+        return tokenizer_for(model)
+    return tokenizer_for(model, train_texts=train_texts)
 
 
 def _card(model_or_card: Any) -> ModelCard:

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,7 @@ class TextTable(Dataset[tuple[str, int]]):
             require_two_classes(set(labels), f"training data {self.path}",
                                 "add examples of other labels, or name the label column with label_column= "
                                 "(--label-column on the command line)")
-        self.classes = list(classes) if classes is not None else _sorted_labels(labels)
+        self.classes = list(classes) if classes is not None else sorted_labels(labels)
         index = {name: i for i, name in enumerate(self.classes)}
         unknown = sorted(set(labels) - set(index))
         if unknown:
@@ -204,7 +204,8 @@ class TextCollate:
         return f"TextCollate({self.tokenizer!r})"
 
 
-def _sorted_labels(labels: list[str]) -> list[str]:
+def sorted_labels(labels: Iterable[str]) -> list[str]:
+    """The distinct labels in class-index order: numeric when every one is an integer, else alphabetical."""
     unique = set(labels)
     try:
         return sorted(unique, key=int)

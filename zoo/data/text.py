@@ -66,13 +66,31 @@ class TextTokenizer:
         Sequences are truncated to `max_length` (default: the model's) and padded to the
         longest in the batch, or to `pad_to`.
         """
-        import torch
-
         texts = _as_texts(texts, "texts")
         if pairs is not None:
             pairs = _as_texts(pairs, "pairs")
             if len(pairs) != len(texts):
                 raise InvalidArgumentError(f"got {len(texts)} texts but {len(pairs)} pairs; give one pair per text")
+        inputs = list(zip(texts, pairs)) if pairs is not None else texts
+        return _tensors(self._encode(inputs, max_length=max_length, pad_to=pad_to, is_pretokenized=False))
+
+    __call__ = encode_batch
+
+    def encode_words(self, sentences: Sequence[Sequence[str]], *, max_length: int | None = None
+                     ) -> tuple[dict[str, torch.Tensor], list[list[int | None]]]:
+        """`encode_batch` for sentences already split into words, and each token's word.
+
+        The second result gives, for every token of every sentence, the index of the word it
+        came from, or None for special tokens (``[CLS]``, ``[SEP]``) and padding.
+        """
+        words = [_as_texts(sentence, "each sentence's words") for sentence in sentences]
+        encodings = self._encode(words, max_length=max_length, pad_to=None, is_pretokenized=True)
+        return _tensors(encodings), [list(encoding.word_ids) for encoding in encodings]
+
+    def _encode(self, inputs: list[Any], *, max_length: int | None, pad_to: int | None,
+                is_pretokenized: bool) -> list[tokenizers.Encoding]:
+        """The tokenizer's encodings of `inputs`, truncated to `max_length` (default: the model's) and
+        padded to the longest, or to `pad_to`."""
         limit = max_length or self.max_length
         tok = self.tokenizer
         if limit:
@@ -81,17 +99,10 @@ class TextTokenizer:
             tok.no_truncation()
         if self.pad_token is not None:
             tok.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=pad_to)
-        elif len(texts) > 1:
+        elif len(inputs) > 1:
             raise ZooError("this tokenizer has no padding token ([PAD] or <pad>), so texts cannot be batched; "
                            "encode one text at a time or pass pad_token= to TextTokenizer")
-        encodings = tok.encode_batch(list(zip(texts, pairs)) if pairs is not None else texts)
-        return {
-            "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
-            "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long),
-            "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long),
-        }
-
-    __call__ = encode_batch
+        return list(tok.encode_batch(inputs, is_pretokenized=is_pretokenized))
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
@@ -363,6 +374,17 @@ def infer(model: Any, texts: Sequence[str], *, batch_size: int = 32, max_length:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _tensors(encodings: Sequence[tokenizers.Encoding]) -> dict[str, torch.Tensor]:
+    """``{"input_ids", "attention_mask", "token_type_ids"}`` as ``[batch, length]`` int64 tensors."""
+    import torch
+
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long),
+    }
 
 
 def _as_texts(texts: Any, what: str) -> list[str]:

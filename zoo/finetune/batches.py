@@ -2,6 +2,8 @@
 
 A batch is ``(inputs, target)``, ``(*inputs, target)`` (the model is called with the inputs as
 positional arguments) or a dict with a ``labels`` entry (the rest are keyword arguments).
+A target of `IGNORE_INDEX` counts for nothing (torch's and transformers' convention); in a dict
+batch with per-token labels, the tokens its ``attention_mask`` marks as padding get it too.
 `SeededBatches` makes random augmentation reproducible across resumes and worker processes.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..errors import InvalidArgumentError, ZooError
+
+IGNORE_INDEX = -100  # a target that counts for nothing: padding, and a word's sub-word tokens after its first
 
 
 class SeededBatches(Dataset[Any]):
@@ -110,12 +114,21 @@ def split_batch(batch: Any) -> tuple[Any, torch.Tensor]:
         key = "labels" if "labels" in batch else "label" if "label" in batch else None
         if key is None:
             raise ZooError(f"a batch dict needs a 'labels' entry; it has {sorted(batch)}")
-        return {k: v for k, v in batch.items() if k != key}, batch[key]
+        named = {k: v for k, v in batch.items() if k != key}
+        return named, unlabel_padding(batch[key], named.get("attention_mask"))
     if isinstance(batch, (list, tuple)) and len(batch) >= 2:
         inputs = batch[0] if len(batch) == 2 else tuple(batch[:-1])
         return inputs, batch[-1]
     raise ZooError("each sample must be (inputs, target), (*inputs, target) or a dict with 'labels'; "
                    f"got a {type(batch).__name__}")
+
+
+def unlabel_padding(target: Any, attention_mask: Any) -> Any:
+    """Per-token class targets with `IGNORE_INDEX` where `attention_mask` is 0 (padding); others unchanged."""
+    if (isinstance(target, torch.Tensor) and isinstance(attention_mask, torch.Tensor) and target.dim() == 2
+            and target.shape == attention_mask.shape and not target.is_floating_point()):
+        return target.masked_fill(attention_mask == 0, IGNORE_INDEX)
+    return target
 
 
 def forward(model: nn.Module, inputs: Any) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -27,11 +28,22 @@ Loss = Callable[..., torch.Tensor]
 def build_loss(config: TrainerConfig) -> Loss:
     """The loss function `config.loss` names, or the callable given."""
     if config.loss == "cross_entropy":
-        return nn.CrossEntropyLoss()
+        return cross_entropy
     if config.loss == "mse":
         return nn.MSELoss()
     assert callable(config.loss)  # the configuration allows names or callables
     return config.loss
+
+
+def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross entropy per sample, or per token: scores ``(N, T, C)`` (class last, as token classifiers
+    give them) against classes ``(N, T)``, averaged over the labelled tokens (targets of -100 count
+    for nothing; a batch without a labelled token has loss 0, not NaN)."""
+    if output.dim() == 3 and target.dim() == 2 and output.shape[:2] == target.shape:
+        total = F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), reduction="sum",
+                                ignore_index=batches.IGNORE_INDEX)
+        return total / target.ne(batches.IGNORE_INDEX).sum().clamp(min=1)
+    return F.cross_entropy(output, target, ignore_index=batches.IGNORE_INDEX)
 
 
 def make_loader(config: TrainerConfig, context: distributed.Context, dataset: Dataset[Any], *, shuffle: bool,

@@ -1,7 +1,10 @@
 """Epoch metrics: mean loss, and for classification accuracy and a confusion matrix.
 
-Sums stay on the device as tensors during the epoch (no synchronisation per step) and are
-added up over processes once, at the end.
+Classification is one class per sample (scores ``(N, C)``, targets ``(N,)``) or one per token
+(scores ``(N, T, C)``, targets ``(N, T)``); targets below 0 (``-100``: padding, and the sub-word
+tokens after a word's first) are left out of the accuracy and the matrix. Sums stay on the device
+as tensors during the epoch (no synchronisation per step) and are added up over processes once,
+at the end.
 """
 from __future__ import annotations
 
@@ -31,9 +34,12 @@ class Meter:
             classes = output.shape[-1]
             if self.confusion is None:
                 self.confusion = torch.zeros(classes, classes, dtype=torch.int64, device=self.device)
-            predicted = output.detach().argmax(dim=-1).reshape(-1)
-            pairs = target.reshape(-1).to(self.device) * classes + predicted.to(self.device)
-            self.confusion += torch.bincount(pairs, minlength=classes * classes).view(classes, classes)
+            predicted = output.detach().argmax(dim=-1).reshape(-1).to(self.device)
+            truth = target.reshape(-1).to(self.device)
+            # an unlabelled target (below 0) goes to one extra bin past the matrix, which is dropped
+            pairs = torch.where(truth >= 0, truth * classes + predicted, classes * classes)
+            counts = torch.bincount(pairs, minlength=classes * classes + 1)[:classes * classes]
+            self.confusion += counts.view(classes, classes)
 
     def compute(self, context: Context | None = None) -> dict[str, Any]:
         """Mean loss (and accuracy, confusion) over everything seen, on every process."""
@@ -60,9 +66,10 @@ class Meter:
 
 
 def is_classification(output: torch.Tensor, target: torch.Tensor) -> bool:
-    """Class scores against class indices: ``output`` is (N, C) and ``target`` (N,) integers."""
-    return (not target.is_floating_point() and not target.is_complex() and output.dim() == 2
-            and target.dim() == 1 and output.shape[0] == target.shape[0])
+    """Class scores against class indices: ``output`` (N, C) and ``target`` (N,), or per token
+    ``output`` (N, T, C) and ``target`` (N, T); targets are integers."""
+    return (not target.is_floating_point() and not target.is_complex() and output.dim() in (2, 3)
+            and target.dim() == output.dim() - 1 and output.shape[:-1] == target.shape)
 
 
 def format_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str] | None = None) -> str:
