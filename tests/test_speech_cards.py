@@ -42,7 +42,7 @@ def test_catalogue_lists_every_encoder_for_every_task_without_torch():
     for enc in ENCODERS:
         assert zoo.get_card(enc.name).task == "feature-extraction"
         assert zoo.get_card(enc.name + "_cls").task == "audio-classification"
-        assert zoo.get_card(enc.name + "_ctc").task == "speech-recognition"
+        assert zoo.get_card(enc.name + "_ctc").task == "automatic-speech-recognition"
     assert {zoo.get_card(n).family for n in zoo.list_models(modality="audio")} == SPEECH_FAMILIES
 
 

@@ -121,8 +121,8 @@ def test_ctc_checkpoint_loads_and_decodes_with_its_vocab(tmp_path):
     directory = saved(tmp_path, hf)
     vocab = ["<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "C", "D", "E", "F", "G"]
     (directory / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(vocab)}))
-    model = zoo.create(f"local-dir:{directory}", task="speech-recognition").eval()
-    assert isinstance(model, SpeechRecognizer) and zoo.card_of(model).task == "speech-recognition"
+    model = zoo.create(f"local-dir:{directory}").eval()  # Wav2Vec2ForCTC: speech recognition by default
+    assert isinstance(model, SpeechRecognizer) and zoo.card_of(model).task == "automatic-speech-recognition"
     x = waveforms()
     with torch.no_grad():
         expected = hf(x).logits
@@ -133,7 +133,7 @@ def test_ctc_checkpoint_loads_and_decodes_with_its_vocab(tmp_path):
     from zoo_speech.ctc import greedy_decode
 
     assert texts == greedy_decode(expected, None, vocab, blank=0)
-    encoder = zoo.create(f"local-dir:{directory}").eval()  # no task: the encoder, its CTC head left out
+    encoder = zoo.create(f"local-dir:{directory}", task="feature-extraction").eval()  # its CTC head left out
     with torch.no_grad():
         assert (encoder(x) - hf.wav2vec2(x).last_hidden_state).abs().max().item() <= TOL
 
@@ -206,7 +206,7 @@ def test_saved_speech_models_reload_with_weights_labels_and_buffers(tmp_path):
     directory = saved(tmp_path, hf)
     vocab = ["<pad>", "<s>", "</s>", "<unk>", "|", "A", "B", "C", "D", "E", "F", "G"]
     (directory / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(vocab)}))
-    asr = zoo.create(f"local-dir:{directory}", task="speech-recognition").eval()
+    asr = zoo.create(f"local-dir:{directory}", task="automatic-speech-recognition").eval()
     x = waveforms()
     texts = asr.transcribe(x)
     models = {"asr": asr, "cls": create_tiny("hubert_large_cls", num_classes=4).eval(),

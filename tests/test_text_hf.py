@@ -119,9 +119,10 @@ def _publish(tmp_path, cache, repo_id, hf, *, lowercase=True):
 
 
 def test_card_weights_from_the_hub_cache(tmp_path, hub_cache):
-    hf = tiny_hf_model("bert", "ForPreTraining", vocab_size=200)
+    hf = tiny_hf_model("bert", "ForPreTraining", vocab_size=200, num_hidden_layers=12)  # the card's depth
     reference = _publish(tmp_path, hub_cache, "google-bert/bert-base-uncased", hf)
-    model = zoo.create("bert_base_uncased", pretrained=True, vocab_size=200, **TINY).eval()
+    shape = {**TINY, "num_layers": 12}
+    model = zoo.create("bert_base_uncased", pretrained=True, vocab_size=200, **shape).eval()
     assert zoo.card_of(model).num_classes == 0  # pooled features until a head is asked for
     texts = ["Hello world!", "the movie was great", ""]
     tokens = reference(texts, padding=True, return_tensors="pt")
@@ -130,15 +131,16 @@ def test_card_weights_from_the_hub_cache(tmp_path, hub_cache):
     got = text_data.infer(model, texts)
     _compare(got, expected)
 
-    with_head = zoo.create("bert_base_uncased", pretrained=True, num_classes=3, vocab_size=200, **TINY)
+    with_head = zoo.create("bert_base_uncased", pretrained=True, num_classes=3, vocab_size=200, **shape)
     assert zoo.card_of(with_head).num_classes == 3
     assert with_head(**text_data.tokenizer_for(with_head)(texts)).shape == (3, 3)
 
 
 def test_finetuned_classifier_card_keeps_its_head(tmp_path, hub_cache):
-    hf = tiny_hf_model("distilbert", "ForSequenceClassification", vocab_size=200, num_labels=2)
+    hf = tiny_hf_model("distilbert", "ForSequenceClassification", vocab_size=200, num_labels=2, n_layers=6)
     _publish(tmp_path, hub_cache, "distilbert/distilbert-base-uncased-finetuned-sst-2-english", hf)
-    model = zoo.create("distilbert_base_uncased_sst2", pretrained=True, vocab_size=200, **TINY).eval()
+    shape = {**TINY, "num_layers": 6}  # the card's depth
+    model = zoo.create("distilbert_base_uncased_sst2", pretrained=True, vocab_size=200, **shape).eval()
     ids, mask = padded_batch(200, 0)
     with torch.no_grad():
         _compare(model(ids, mask), hf(input_ids=ids, attention_mask=mask).logits)

@@ -10,7 +10,7 @@ produces. Outputs:
 
 - `SpeechEncoder` (feature-extraction): hidden states ``[B, frames, D]``;
 - `SpeechClassifier` (audio-classification): logits ``[B, classes]`` from masked mean pooling;
-- `SpeechRecognizer` (speech-recognition): CTC logits ``[B, frames, labels]``, and
+- `SpeechRecognizer` (automatic-speech-recognition): CTC logits ``[B, frames, labels]``, and
   `transcribe` for greedy decoding to text.
 """
 from __future__ import annotations
@@ -255,7 +255,7 @@ class SpeechRecognizer(SpeechEncoder):
 def build_speech_encoder(**kwargs: Any) -> SpeechEncoder:
     if "num_classes" in kwargs:
         raise InvalidArgumentError("a feature-extraction speech encoder has no classes; use its '_cls' "
-                                   "(audio-classification) or '_ctc' (speech-recognition) card instead")
+                                   "(audio-classification) or '_ctc' (automatic-speech-recognition) card instead")
     return SpeechEncoder(**kwargs)
 
 

@@ -2,7 +2,7 @@
 
 For each encoder in `architectures.ENCODERS` three cards share one architecture:
 ``NAME`` (feature-extraction), ``NAME_cls`` (audio-classification) and ``NAME_ctc``
-(speech-recognition); plus the keyword-spotting CNNs and two fine-tune recipes.
+(automatic-speech-recognition); plus the keyword-spotting CNNs and two fine-tune recipes.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ _TASKS = {  # task: (name suffix, builder, config converter, key map, head)
     "feature-extraction": ("", "build_speech_encoder", "hf_config_to_encoder_kwargs", "hf_encoder_state", None),
     "audio-classification": ("_cls", "build_speech_classifier", "hf_config_to_classifier_kwargs", "hf_state",
                              "classifier"),
-    "speech-recognition": ("_ctc", "build_speech_recognizer", "hf_config_to_recognizer_kwargs", "hf_state",
-                           "ctc_head"),
+    "automatic-speech-recognition": ("_ctc", "build_speech_recognizer", "hf_config_to_recognizer_kwargs",
+                                     "hf_state", "ctc_head"),
 }
 # LoRA adapters: the attention's query/value projections; WavLM's attention packs q/k/v into one
 # nn.MultiheadAttention, so its adapters go on the feed-forward layers instead.
@@ -75,7 +75,7 @@ def _encoder_cards(enc: Encoder) -> list[zoo.ModelCard]:
         if task == "audio-classification":
             defaults.update(num_classes=2, head_dropout=0.0)
             weights, what = _encoder_weights(enc), "clip classification: masked mean pooling into a linear head"
-        elif task == "speech-recognition":
+        elif task == "automatic-speech-recognition":
             defaults.update(ASR_PARAM_OVERRIDES.get(enc.name, {}))
             defaults.update(num_classes=len(EN_CTC_LABELS), labels=list(EN_CTC_LABELS), blank=0, head_dropout=0.0)
             weights, what = _ctc_weights(enc), "CTC speech recognition with greedy decoding"
@@ -84,7 +84,7 @@ def _encoder_cards(enc: Encoder) -> list[zoo.ModelCard]:
         extra = {"torchaudio_bundle": enc.bundle, "hf_repo": enc.hf_repo, "lora_targets": _LORA[enc.model_type]}
         if enc.name in _HF_ANSWERING:
             extra.update(hf_model_types=[enc.hf_model_type], hf_config_to_kwargs=f"{_KEYMAPS}:{converter}",
-                         hf_key_map=f"{_KEYMAPS}:{key_map}")
+                         hf_key_map=f"{_KEYMAPS}:{key_map}", hf_layer_groups=f"{_MODULE}.architectures:layer_groups")
         cards.append(zoo.ModelCard(
             name=enc.name + suffix,
             builder=f"{_MODULE}.encoders:{builder}",

@@ -6,12 +6,14 @@ its defaults build.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 TRANSFORMER_BUILDER = "zoo_text.transformer:build_text_transformer"
 RNN_BUILDER = "zoo_text.rnn:build_text_rnn"
 KEYS_MODULE = "zoo_text.hf_checkpoints"
+HF_LAYER_GROUPS = "zoo_text.catalog:hf_layer_groups"
 TASK_SUFFIX = {"text-classification": "classifier", "feature-extraction": "features",
                "token-classification": "tokens"}
 
@@ -128,6 +130,12 @@ def layer_groups(num_layers: int | None) -> list[str]:
     """
     layers = ["layers"] if num_layers is None else [f"layers.{i}" for i in range(num_layers)]
     return ["embeddings", *layers, "pooler", "head"]
+
+
+def hf_layer_groups(builder_kwargs: Mapping[str, Any], head: str | None) -> list[str]:
+    """The layer groups of a transformers checkpoint's own depth (named by the generic cards'
+    ``extra["hf_layer_groups"]``); the head is always ``head``."""
+    return layer_groups(builder_kwargs.get("num_layers"))
 
 
 LORA_TARGETS = ["layers.*.attn.qkv", "layers.*.attn.proj", "layers.*.mlp.fc1", "layers.*.mlp.fc2"]

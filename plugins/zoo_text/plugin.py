@@ -9,6 +9,7 @@ from .catalog import (
     GENERIC_NAMES,
     GENERIC_SHAPE,
     GENERIC_VOCAB,
+    HF_LAYER_GROUPS,
     KEYS_MODULE,
     LORA_TARGETS,
     RNN_BUILDER,
@@ -67,7 +68,7 @@ def generic_card(arch: str, model_types: tuple[str, ...], task: str) -> zoo.Mode
         head="head", layer_groups=layer_groups(None), num_features=GENERIC_SHAPE[arch]["hidden_size"],
         extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types),
                "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config",
-               "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys"},
+               "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS},
     )
 
 

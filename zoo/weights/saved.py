@@ -10,7 +10,7 @@ from typing import Any
 from ..builders import BuildPlan
 from ..cards import ModelCard
 from .saved_folder import open_saved
-from .saved_hf import hf_plan, transformers_card
+from .saved_hf import canonical_task, hf_plan, transformers_card
 from .saved_zoo import zoo_card, zoo_plan
 from .saving import CONFIG_NAME
 
@@ -20,9 +20,10 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
     """The plan for a saved model or transformers checkpoint, from a folder or the Hub.
 
     `pretrained=False` builds the architecture without reading the weights; ``task=`` picks among
-    families for a transformers checkpoint; ``token=`` is passed to huggingface_hub; other keywords
-    go to the builder.
+    families for a transformers checkpoint (by default the task its ``architectures`` name);
+    ``token=`` is passed to huggingface_hub; other keywords go to the builder.
     """
+    task = None if task is None else canonical_task(task, stacklevel=3)  # warns at the caller of zoo.create
     directory, config = open_saved(name, token=token)
     load = True if pretrained is None else pretrained
     if "zoo" in config:
@@ -36,4 +37,4 @@ def saved_card(name: str, *, token: str | bool | None = None, task: str | None =
     if "zoo" in config:
         card, _ = zoo_card(config, directory / CONFIG_NAME)
         return card
-    return transformers_card(config, directory / CONFIG_NAME, task=task)
+    return transformers_card(config, directory / CONFIG_NAME, task=None if task is None else canonical_task(task))

@@ -2,12 +2,17 @@
 
 A registered card that lists the model type in ``extra["hf_model_types"]`` builds it, with
 ``extra["hf_config_to_kwargs"]`` turning the config into builder arguments and
-``extra["hf_key_map"]`` renaming the checkpoint's keys (both named by the installed plugin's card).
+``extra["hf_key_map"]`` renaming the checkpoint's keys and ``extra["hf_layer_groups"]`` giving the
+layer groups of the checkpoint's depth (all named by the installed plugin's card).
+Among those cards, the task is ``task=`` if given, else the one the config's ``architectures``
+names (``BertForSequenceClassification``: text-classification, with its trained head and labels),
+else feature extraction.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,26 @@ from .formats import read_state_dict
 from .loading import apply_key_map, import_function
 from .saved_folder import weights_file
 from .saving import CONFIG_NAME
+
+# The tasks a transformers class's suffix says its trained head does, as the Hub names them; the
+# first one a registered card of the model type does wins (sequence classification of text or audio).
+ARCHITECTURE_TASKS = (
+    ("ForSequenceClassification", ("text-classification", "audio-classification")),
+    ("ForAudioClassification", ("audio-classification",)),
+    ("ForTokenClassification", ("token-classification",)),
+    ("ForCTC", ("automatic-speech-recognition",)),
+)
+# Old spellings of the Hub's task names, still accepted where a user types a task.
+TASK_ALIASES = {"speech-recognition": "automatic-speech-recognition"}
+
+
+def canonical_task(task: str, *, stacklevel: int = 2) -> str:
+    """The Hub's name for `task`; an old spelling is accepted with a DeprecationWarning."""
+    if task not in TASK_ALIASES:
+        return task
+    warnings.warn(f"task {task!r} is now called {TASK_ALIASES[task]!r} (the Hugging Face Hub's name); "
+                  "the old name will stop working in a future release", DeprecationWarning, stacklevel=stacklevel + 1)
+    return TASK_ALIASES[task]
 
 
 def hf_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any], *, task: str | None,
@@ -47,21 +72,32 @@ def _hf_cards(model_type: str) -> list[ModelCard]:
     return cards
 
 
-def choose_card(model_type: str, task: str | None) -> ModelCard:
-    """The registered card for a transformers `model_type`: of `task` if given, else feature extraction first."""
+def choose_card(model_type: str, task: str | None, architectures: Sequence[str] = ()) -> ModelCard:
+    """The registered card for a transformers `model_type`: of `task` if given, else of the task the
+    checkpoint's `architectures` were trained for, else feature extraction first."""
     cards = _hf_cards(model_type)
     if not cards:
         raise WeightsError(f"no registered model loads transformers model_type {model_type!r}; install a family "
                            "plugin whose cards list it in extra['hf_model_types'] (see `zoo plugins`)")
     if task is not None:
-        matching = [c for c in cards if c.task == task]
+        matching = [c for c in cards if TASK_ALIASES.get(c.task, c.task) == task]
         if not matching:
             tasks = sorted({c.task for c in cards})
             raise WeightsError(f"no registered model loads model_type {model_type!r} for task {task!r}; "
                                f"tasks available: {', '.join(tasks)}")
         return matching[0]
+    for trained in architecture_tasks(architectures):
+        matching = [c for c in cards if TASK_ALIASES.get(c.task, c.task) == trained]
+        if matching:
+            return matching[0]
     features = [c for c in cards if c.task == "feature-extraction"]
     return (features or cards)[0]
+
+
+def architecture_tasks(architectures: Sequence[str]) -> list[str]:
+    """The tasks transformers class names such as ``BertForTokenClassification`` were trained for, in order."""
+    return [task for name in architectures for suffix, tasks in ARCHITECTURE_TASKS if name.endswith(suffix)
+            for task in tasks]
 
 
 def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | None,
@@ -70,7 +106,11 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
     model_type = config["model_type"]
     if not isinstance(model_type, str):
         raise WeightsError(f"{where}: 'model_type' must be a string, got {model_type!r}")
-    card = choose_card(model_type, task)
+    architectures = config.get("architectures") or []
+    if not isinstance(architectures, list) or not all(isinstance(name, str) for name in architectures):
+        raise WeightsError(f"{where}: 'architectures' must be a list of transformers class names, "
+                           f"got {architectures!r}")
+    card = choose_card(model_type, task, architectures)
     to_kwargs = card.extra.get("hf_config_to_kwargs")
     derived = _derived_kwargs(import_function(to_kwargs, f"config converter of {card.name}"), config, where) \
         if to_kwargs else {}
@@ -79,7 +119,19 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
     built_classes = builder_kwargs.get("num_classes", card.class_count())
     extra = {**card.extra, **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
-                               extra=extra)
+                               extra=extra, layer_groups=_layer_groups(card, builder_kwargs))
+
+
+def _layer_groups(card: ModelCard, builder_kwargs: Mapping[str, Any]) -> list[str]:
+    """The layer groups of the checkpoint's own depth, where the card names a function that gives them
+    (``extra["hf_layer_groups"]``: builder keywords and head -> prefixes); else the card's."""
+    spec = card.extra.get("hf_layer_groups")
+    if not spec:
+        return list(card.layer_groups)
+    groups = import_function(spec, f"layer groups of {card.name}")(dict(builder_kwargs), card.head)
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(group, str) for group in groups):
+        raise WeightsError(f"{spec} (layer groups of {card.name}) returned {groups!r}, not a list of module prefixes")
+    return list(groups)
 
 
 def _derived_kwargs(convert: Any, config: Mapping[str, Any], where: Path) -> Mapping[str, Any]:

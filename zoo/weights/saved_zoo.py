@@ -18,6 +18,7 @@ from ..errors import CardError, InvalidArgumentError, WeightsError
 from ..trust import check_registered
 from .formats import read_state_dict
 from .saved_folder import weights_file
+from .saved_hf import TASK_ALIASES
 from .saving import CONFIG_NAME, check_saved_weights
 
 
@@ -38,6 +39,8 @@ def zoo_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, An
 def zoo_card(config: Mapping[str, Any], where: Path) -> tuple[ModelCard, int | None]:
     """The card a zoo config holds, with its saved labels; and the class count the saved head has."""
     card = _saved_card(config, where)
+    if card.task in TASK_ALIASES:  # saved before the task took the Hub's name
+        card = dataclasses.replace(card, task=TASK_ALIASES[card.task])
     saved_classes = _saved_classes(config.get("num_classes", card.num_classes), where)
     labels = _saved_labels(config.get("labels"), saved_classes, where)
     if labels:
