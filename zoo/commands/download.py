@@ -1,11 +1,15 @@
-"""``zoo download NAME[.TAG]``: fetch and verify weights now, so later runs work offline."""
+"""``zoo download NAME[.TAG]`` or ``hf-hub:org/repo``: fetch and verify now, so later runs work offline."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from pathlib import Path
 
-from ..errors import ZooError
+from ..errors import WeightsError, ZooError
+from ..names import HUB_PREFIX, LOCAL_PREFIX
 from ..registry import Resolved, default_registry
 from ..weights import fetch
+from ..weights.sources import NotCachedError
 from .options import Subcommands
 from .output import print_json
 
@@ -13,7 +17,8 @@ from .output import print_json
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("download", help="download and verify a model's weights for offline use")
     p.add_argument("names", nargs="+", metavar="NAME[.TAG]",
-                   help="model, alias or recipe; .TAG picks one set of weights")
+                   help="model, alias or recipe (.TAG picks one set of weights), or hf-hub:org/repo[@revision] "
+                        "for a saved model or transformers checkpoint on the Hub")
     p.add_argument("--all-tags", action="store_true", help="every set of weights of the model, not only the default")
     p.add_argument("--force", action="store_true", help="download again even if a cached copy exists")
     p.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the stored login)")
@@ -23,19 +28,34 @@ def add_commands(sub: Subcommands) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    registry = default_registry()
     rows: list[dict[str, str]] = []
-    for name in args.names:
-        resolved = registry.resolve(name)
-        card = resolved.card
-        for tag in _tags(resolved, all_tags=args.all_tags):
-            path = fetch(card, tag, token=args.token, force=args.force, progress=not args.quiet and not args.json)
-            rows.append({"name": f"{card.name}.{tag}", "path": str(path)})
-            if not args.json:
-                print(f"{card.name}.{tag}: {path}")
+    try:
+        for name in args.names:
+            for label, path in _downloads(name, args):
+                rows.append({"name": label, "path": str(path)})
+                if not args.json:
+                    print(f"{label}: {path}")
+    except NotCachedError as exc:  # its advice is to run this very command
+        raise WeightsError(exc.while_downloading()) from None
     if args.json:
         print_json(rows)
     return 0
+
+
+def _downloads(name: str, args: argparse.Namespace) -> Iterator[tuple[str, Path]]:
+    """What `name` stands for, downloaded and verified: ``(label, local path)`` per set of weights or repo."""
+    if name.startswith(HUB_PREFIX):
+        from ..weights.saved_folder import saved_directory  # its module imports torch: only for Hub repos
+
+        yield name, saved_directory(name, token=args.token, force=args.force)
+        return
+    if name.startswith(LOCAL_PREFIX):
+        raise ZooError(f"{name}: a local folder has nothing to download; load it with zoo.create({name!r})")
+    resolved = default_registry().resolve(name)
+    card = resolved.card
+    for tag in _tags(resolved, all_tags=args.all_tags):
+        yield f"{card.name}.{tag}", fetch(card, tag, token=args.token, force=args.force,
+                                           progress=not args.quiet and not args.json)
 
 
 def _tags(resolved: Resolved, *, all_tags: bool) -> list[str]:

@@ -17,7 +17,7 @@ import importlib
 from typing import Any
 
 from ..files import zoo_cache_dir
-from .sources import cached_path, fetch, is_cached, offline
+from .sources import NotCachedError, cached_path, fetch, is_cached, offline
 
 _LAZY = {
     "build_and_load": ".loading",
@@ -29,8 +29,8 @@ _LAZY = {
     "write_safetensors": ".formats",
 }
 
-__all__ = ["build_and_load", "cached_path", "fetch", "is_cached", "offline", "pretrained_plan", "push_to_hub",
-           "read_state_dict", "save_pretrained", "saved_plan", "write_safetensors", "zoo_cache_dir"]
+__all__ = ["NotCachedError", "build_and_load", "cached_path", "fetch", "is_cached", "offline", "pretrained_plan",
+           "push_to_hub", "read_state_dict", "save_pretrained", "saved_plan", "write_safetensors", "zoo_cache_dir"]
 
 
 def __getattr__(name: str) -> Any:

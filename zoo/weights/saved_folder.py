@@ -17,8 +17,9 @@ _SAFETENSORS_NAMES = ("model.safetensors", "model.safetensors.index.json")
 CONFIG_SIZE_LIMIT = 16 * 1024 * 1024
 
 
-def saved_directory(name: str, *, token: str | bool | None = None) -> Path:
-    """The local directory a ``local-dir:`` or ``hf-hub:`` name refers to (downloading if needed)."""
+def saved_directory(name: str, *, token: str | bool | None = None, force: bool = False) -> Path:
+    """The local directory a ``local-dir:`` or ``hf-hub:`` name refers to (downloading if needed;
+    `force` downloads a Hub repo's files again)."""
     if name.startswith(LOCAL_PREFIX):
         directory = Path(name[len(LOCAL_PREFIX):]).expanduser()
         try:
@@ -34,10 +35,11 @@ def saved_directory(name: str, *, token: str | bool | None = None) -> Path:
     check_hub_repo_id(repo)
     if repo.count("/") != 1:
         raise WeightsError(f"{name}: a Hub repo is named 'org/repo', optionally with '@revision'")
-    folder = hf_snapshot(repo, revision=revision or None, patterns=_HUB_PATTERNS, token=token, what=name)
+    folder = hf_snapshot(repo, revision=revision or None, patterns=_HUB_PATTERNS, token=token, force=force,
+                         what=name, download=name)
     if not any((folder / n).exists() for n in _SAFETENSORS_NAMES):
         folder = hf_snapshot(repo, revision=revision or None, patterns=_HUB_PATTERNS + ["pytorch_model*.bin"],
-                             token=token, what=name)
+                             token=token, force=force, what=name, download=name)
     return folder
 
 

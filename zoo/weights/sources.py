@@ -23,6 +23,8 @@ import http.client
 import os
 import re
 import secrets
+import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -126,8 +128,6 @@ def hub_cache_dir() -> str | None:
 
 def torch_hub_dir() -> Path:
     """torch.hub's directory, computed as torch does (without importing torch when it is not loaded)."""
-    import sys
-
     if "torch" in sys.modules:
         return Path(sys.modules["torch"].hub.get_dir())
     if os.environ.get("TORCH_HOME"):
@@ -184,7 +184,8 @@ def fetch(card: ModelCard, tag: str | None = None, *, token: str | bool | None =
     weights = weights_of(card, tag)
     source = parse_source(weights)
     expected = expected_sha256(weights, source)
-    what = f"weights {card.name}.{tag or card.default_weights}"
+    named = f"{card.name}.{tag or card.default_weights}"
+    what = f"weights {named}"
     if source.kind == "local":
         path = Path(source.location)
         if not path.is_file():
@@ -196,12 +197,13 @@ def fetch(card: ModelCard, tag: str | None = None, *, token: str | bool | None =
         path = url_cache_path(source)
         if force or not path.exists():
             if offline():
-                raise _not_in_cache(what, path.name, f"the torch hub cache ({path.parent})", _OFFLINE)
+                raise NotCachedError(what, path.name, f"the torch hub cache ({path.parent})", _OFFLINE,
+                                     download=named, scratch=True, offline=True)
             download_url(source.location, path, sha256=expected, file_size=weights.file_size, what=what, force=force,
                          progress=progress)
         _check_or_remove(path, expected, weights.file_size, what)
         return path
-    path = hf_download(source, token=token, force=force, what=what)
+    path = hf_download(source, token=token, force=force, what=what, download=named)
     _check_or_remove(path, expected or hub_content_sha256(path), weights.file_size, what)
     return path
 
@@ -235,16 +237,49 @@ def _check_or_remove(path: Path, sha256: str | None, file_size: int | None, what
         raise WeightsError(f"{exc} The cached copy was removed; run again to download it anew.") from None
 
 
-def _not_in_cache(what: str, item: str, cache: str, reason: str) -> WeightsError:
-    return WeightsError(f"{what}: {item} is not in {cache} and {reason}; run `zoo download` with network access first")
+class NotCachedError(WeightsError):
+    """Weights or a Hub repo that are not on disk and cannot be downloaded now (offline mode, or no network).
+
+    The message names the cache, the `zoo download NAME` command that fills it and, for a card's
+    weights, starting from random weights instead; `while_downloading` says it for `zoo download` itself.
+    """
+
+    def __init__(self, what: str, item: str, cache: str, reason: str, *, download: str, scratch: bool = False,
+                 offline: bool = False) -> None:
+        self.what, self.item, self.cache, self.reason = what, item, cache, reason
+        self.download, self.scratch, self.offline = download, scratch, offline
+        fix = f"run `zoo download {download}` with network access first"
+        if scratch:
+            fix += ", or start from random weights (pretrained=False; `zoo finetune --scratch`)"
+        super().__init__(f"{self._missing()}; {fix}")
+
+    def _missing(self) -> str:
+        return f"{self.what}: {self.item} is not in {self.cache} and {self.reason}"
+
+    def while_downloading(self) -> str:
+        """The message for `zoo download` itself: what stops the download, not a command to run it."""
+        fix = ("unset HF_HUB_OFFLINE and ZOO_OFFLINE to download it" if self.offline else
+               "check the network connection (and HF_ENDPOINT or proxy settings), then run again")
+        return f"{self._missing()}; {fix}"
 
 
 # ---------------------------------------------------------------------------- Hugging Face Hub
 
 
 def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], token: str | bool | None = None,
-                force: bool = False, what: str = "model") -> Path:
-    """Download (or find in the cache) the files of a repo that match `patterns`; returns the snapshot dir."""
+                force: bool = False, what: str = "model", download: str | None = None, scratch: bool = False) -> Path:
+    """Download (or find in the cache) the files of a repo that match `patterns`; returns the snapshot dir.
+
+    Not in the cache and not downloadable now is a `NotCachedError` naming `zoo download DOWNLOAD`
+    (default ``hf-hub:REPO``) and, with `scratch`, random weights as the other way out.
+    """
+    return _snapshot(repo_id, revision=revision, patterns=patterns, token=token, force=force, what=what,
+                     download=download, scratch=scratch)[0]
+
+
+def _snapshot(repo_id: str, *, revision: str | None, patterns: list[str], token: str | bool | None, force: bool,
+              what: str, download: str | None, scratch: bool) -> tuple[Path, str | None]:
+    """`hf_snapshot`, and why it came from the cache only (offline, or a Hub that did not answer), if it did."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -256,14 +291,15 @@ def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], toke
 
     check_hub_repo_id(repo_id)
     at = f"{repo_id}@{revision}" if revision else repo_id
+    local_only = cache_only_reason(repo_id, revision=revision, token=token)
     try:
         folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=hub_cache_dir(), local_files_only=offline(), token=token,
-            allow_patterns=patterns, force_download=force, library_name="zoo",
+            repo_id, revision=revision, cache_dir=hub_cache_dir(), local_files_only=local_only is not None,
+            token=token, allow_patterns=patterns, force_download=force, library_name="zoo", endpoint=hub_endpoint(),
         )
     except LocalEntryNotFoundError as exc:
-        reason = _OFFLINE if offline() else "the Hub could not be reached"
-        raise _not_in_cache(what, f"Hub repo {at}", _hub_cache_named(), reason) from exc
+        raise NotCachedError(what, f"Hub repo {at}", _hub_cache_named(), local_only or "the Hub could not be reached",
+                             download=download or f"{HF_PREFIX}{at}", scratch=scratch, offline=offline()) from exc
     except (GatedRepoError, RepositoryNotFoundError) as exc:
         raise WeightsError(f"{what}: cannot access Hub repo {at}: it does not exist or needs a token; "
                            "log in with `hf auth login` or set HF_TOKEN") from exc
@@ -271,18 +307,21 @@ def hf_snapshot(repo_id: str, *, revision: str | None, patterns: list[str], toke
         raise WeightsError(f"{what}: Hub repo {repo_id} has no revision {revision!r}") from exc
     except HfHubHTTPError as exc:
         raise WeightsError(f"{what}: download from Hub repo {at} failed: {exc}") from exc
-    return Path(folder)
+    return Path(folder), local_only
 
 
-def hf_download(source: Source, *, token: str | bool | None = None, force: bool = False, what: str = "weights") -> Path:
-    folder = hf_snapshot(source.location, revision=source.revision, token=token, force=force, what=what,
-                         patterns=[source.filename, *SIDE_FILE_PATTERNS])
+def hf_download(source: Source, *, token: str | bool | None = None, force: bool = False, what: str = "weights",
+                download: str | None = None) -> Path:
+    """One file of a Hub repo (with the repo's small side files), from the cache or downloaded."""
+    folder, local_only = _snapshot(source.location, revision=source.revision, token=token, force=force, what=what,
+                                   patterns=[source.filename, *SIDE_FILE_PATTERNS], download=download, scratch=True)
     path = folder / source.filename
     if path.is_file():
         return path
-    if offline():
-        raise _not_in_cache(what, f"file {source.filename!r} of Hub repo {source.location}", _hub_cache_named(),
-                            _OFFLINE)
+    if local_only is not None:
+        raise NotCachedError(what, f"file {source.filename!r} of Hub repo {source.location}", _hub_cache_named(),
+                             local_only, download=download or f"{HF_PREFIX}{source.location}", scratch=True,
+                             offline=offline())
     raise WeightsError(f"{what}: Hub repo {source.location} has no file {source.filename!r}; fix the card's filename")
 
 
@@ -290,6 +329,108 @@ def _hub_cache_named() -> str:
     from huggingface_hub import constants
 
     return f"the Hugging Face cache ({hub_cache_dir() or constants.HF_HUB_CACHE})"
+
+
+# ---------------------------------------------------------------------------- reaching the Hub
+
+HUB_TIMEOUT_S = 3.0  # how long zoo waits for the Hub's first answer (ZOO_HUB_TIMEOUT overrides it)
+_REMEMBER_UNREACHABLE_S = 60.0
+_unreachable: dict[str, tuple[float, str]] = {}  # endpoint -> (when it did not answer, why)
+
+
+def hub_endpoint() -> str:
+    """The Hub's address as the environment says now (``HF_ENDPOINT``, else huggingface_hub's default)."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def hub_timeout() -> float:
+    """Seconds to wait for the Hub to answer: ``ZOO_HUB_TIMEOUT``, default `HUB_TIMEOUT_S`."""
+    raw = os.environ.get("ZOO_HUB_TIMEOUT", "").strip()
+    try:
+        seconds = float(raw) if raw else HUB_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise WeightsError(f"ZOO_HUB_TIMEOUT must be a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def cache_only_reason(repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> str | None:
+    """Why Hub files must come from the cache now (offline mode, or a Hub that did not answer), or None.
+
+    Hub access starts with one request for the repo's info, bounded by `hub_timeout` and never
+    retried: without a network zoo falls back to the cache, or fails, within seconds, where
+    huggingface_hub alone would wait for its retries (or, for a server that never answers, for
+    good). An address that did not answer is not asked again for a minute.
+    """
+    if offline():
+        return _OFFLINE
+    failure = hub_unreachable(repo_id, revision=revision, token=token)
+    return None if failure is None else f"the Hub ({hub_endpoint()}) could not be reached ({failure})"
+
+
+def hub_unreachable(repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> str | None:
+    """Why the Hub did not answer a request for `repo_id`'s info, or None when it answered (even "no such repo").
+
+    The request runs in a thread that is waited for `hub_timeout` seconds at most, whatever retries
+    the HTTP client makes on its own; one still waiting then ends in the background.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = hub_endpoint()
+    known = _unreachable.get(endpoint)
+    if known is not None and time.monotonic() - known[0] < _REMEMBER_UNREACHABLE_S:
+        return known[1]
+    timeout = hub_timeout()
+    outcome = _ask_hub(endpoint, repo_id, revision, token, timeout)
+    if outcome is None or isinstance(outcome, HfHubHTTPError):
+        _unreachable.pop(endpoint, None)  # it answered; what the answer means is for the download to report
+        return None
+    if not isinstance(outcome, transport_errors()):
+        raise outcome
+    why = _failure_text(outcome, timeout)
+    _unreachable[endpoint] = (time.monotonic(), why)
+    return why
+
+
+def _failure_text(error: BaseException, timeout: float) -> str:
+    if isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower():
+        return f"no answer within {timeout:g} s"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _ask_hub(endpoint: str, repo_id: str, revision: str | None, token: str | bool | None,
+             timeout: float) -> BaseException | None:
+    """Ask for a repo's info; None when the Hub answered with it, else what was raised (TimeoutError: no answer)."""
+    from huggingface_hub import HfApi
+
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            HfApi(endpoint=endpoint, token=token, library_name="zoo").repo_info(repo_id, revision=revision,
+                                                                                timeout=timeout)
+            outcome.append(None)
+        except Exception as exc:  # handed over to the waiting thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=ask, name="zoo-hub-request", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else TimeoutError()
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub's HTTP client raises when no answer comes: OSError (requests' errors and
+    offline mode are OSErrors) and httpx's transport errors, for the httpx that is loaded."""
+    found: list[type[BaseException]] = [OSError]
+    for module in ("httpx2", "httpx"):
+        error = getattr(sys.modules.get(module), "TransportError", None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            found.append(error)
+    return tuple(found)
 
 
 # ---------------------------------------------------------------------------- URLs
