@@ -51,8 +51,10 @@ def test_save_then_local_dir_rebuilds_identical_model(pretrained, tmp_path):
     assert config["num_classes"] == 4 and config["labels"] == ["a", "b", "c", "d"]
     assert zoo.ModelCard.from_dict(config["card"]).builder == f"{MODULE}:build_net"
     assert "weights_location" not in config["card"].get("extra", {})
-    readme = (out / "README.md").read_text()
-    assert readme.startswith("---\nlibrary_name: zoo\npipeline_tag: image-classification") and "license: mit" in readme
+    from huggingface_hub import ModelCard
+
+    meta = ModelCard.load(out / "README.md").data
+    assert (meta.library_name, meta.pipeline_tag, meta.license) == ("zoo", "image-classification", "mit")
     again = zoo.create(f"local-dir:{out}")
     _same_outputs(model, again)
     assert again.zoo_card.num_classes == 4 and again.zoo_card.extra["labels"] == ["a", "b", "c", "d"]

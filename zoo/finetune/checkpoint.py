@@ -11,7 +11,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -171,18 +171,26 @@ def check_finite(model: torch.nn.Module, what: str, hint: str = "") -> None:
         raise NonFiniteError(f"{what} has NaN or Inf values (first in {name!r}) and was not saved{hint}")
 
 
-def save_model(model: torch.nn.Module, directory: Path, labels: Sequence[str] | None = None) -> None:
+def save_model(model: torch.nn.Module, directory: Path, labels: Sequence[str] | None = None,
+               extra: Mapping[str, Any] | None = None) -> None:
     """`zoo.save_pretrained` for zoo models, a plain safetensors state dict for any other module.
 
     Either way only the model's own files are written, and a model with NaN or Inf parameters is
     refused. Tensors tied to each other are stored once, as `zoo.save_pretrained` stores them
-    (``safetensors.torch.load_model`` ties them again on load).
+    (``safetensors.torch.load_model`` ties them again on load). `extra` is the saved epoch's training
+    summary, as `save_best` records it: its validation metrics (``metrics["val_*"]``), ``dataset`` (a
+    name, or the data folder) and ``split`` (what the metrics were measured on, default validation)
+    go into the model card.
     """
     card = card_or_none(model)
     if card is not None:
         if labels is not None and card.num_classes not in (None, len(labels)):
             labels = None  # the head does not predict these classes (a regression or feature model)
-        save_pretrained(model, str(directory), labels=labels)
+        info = extra or {}
+        measured = {key[len("val_"):]: value for key, value in dict(info.get("metrics") or {}).items()
+                    if key.startswith("val_")}
+        save_pretrained(model, str(directory), labels=labels, datasets=info.get("dataset"), metrics=measured,
+                        metrics_split=info.get("split") or "validation")
         return
     check_finite_parameters(model)
     write_safetensors(plain_state_dict(model), Path(directory) / WEIGHTS_NAME)

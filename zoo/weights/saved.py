@@ -5,14 +5,18 @@ checkpoints (`saved_hf`). A folder whose config ships code of its own (``auto_ma
 """
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 from ..builders import BuildPlan
 from ..cards import ModelCard
+from ..names import HUB_PREFIX
+from .model_card import readme_license
 from .saved_folder import open_saved
 from .saved_hf import canonical_task, hf_plan, transformers_card
 from .saved_zoo import zoo_card, zoo_plan
-from .saving import CONFIG_NAME
+from .saving import CONFIG_NAME, README_NAME
 
 
 def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = None,
@@ -27,8 +31,10 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
     directory, config = open_saved(name, token=token)
     load = True if pretrained is None else pretrained
     if "zoo" in config:
-        return zoo_plan(directory, config, kwargs, load=load)
-    return hf_plan(directory, config, kwargs, task=task, load=load)
+        plan = zoo_plan(directory, config, kwargs, load=load)
+    else:
+        plan = hf_plan(directory, config, kwargs, task=task, load=load)
+    return dataclasses.replace(plan, card=with_provenance(plan.card, name, directory))
 
 
 def saved_card(name: str, *, token: str | bool | None = None, task: str | None = None) -> ModelCard:
@@ -36,5 +42,19 @@ def saved_card(name: str, *, token: str | bool | None = None, task: str | None =
     directory, config = open_saved(name, token=token)
     if "zoo" in config:
         card, _ = zoo_card(config, directory / CONFIG_NAME)
-        return card
-    return transformers_card(config, directory / CONFIG_NAME, task=None if task is None else canonical_task(task))
+    else:
+        card = transformers_card(config, directory / CONFIG_NAME, task=None if task is None else canonical_task(task))
+    return with_provenance(card, name, directory)
+
+
+def with_provenance(card: ModelCard, name: str, directory: Path) -> ModelCard:
+    """`card` with what a model saved from it inherits: the Hub repo it came from (``extra["base_model"]``)
+    and, for a checkpoint whose card has no weights of its own, the licence its README.md names."""
+    extra: dict[str, Any] = {}
+    if name.startswith(HUB_PREFIX):
+        extra["base_model"] = name[len(HUB_PREFIX):].partition("@")[0]
+    if card.default_weights is None and not card.extra.get("license"):
+        found = readme_license(directory / README_NAME)
+        if found:
+            extra["license"] = found
+    return dataclasses.replace(card, extra={**card.extra, **extra}) if extra else card

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from huggingface_hub import HfApi
+from huggingface_hub import errors as hf_errors
 from torch import nn
 
 from .._version import __version__
@@ -27,6 +29,8 @@ from ..cards import ModelCard, card_labels, card_of
 from ..errors import WeightsError
 from ..files import write_bytes_atomic, write_text_atomic
 from .formats import inside_folder, read_small_file, write_safetensors
+from .model_card import dataset_name, is_non_commercial, license_of, model_card, non_commercial_warning
+from .sources import hub_endpoint, hub_unreachable, offline, transport_errors
 from .verify import sha256_of
 
 if TYPE_CHECKING:
@@ -136,34 +140,6 @@ def check_saved_weights(directory: str | Path, config: Mapping[str, Any], path: 
                            f"but {CONFIG_NAME} records {expected}; save or download the model again")
 
 
-def readme_text(card: ModelCard, labels: list[str] | None, repo_id: str | None = None) -> str:
-    tag = card.default_weights
-    weights = card.weights.get(tag) if tag else None
-    meta = ["---", "library_name: zoo", f"pipeline_tag: {card.task}", "tags:", "- zoo", f"- {card.modality}"]
-    if card.family:
-        meta.append(f"- {card.family}")
-    if weights is not None and weights.license:
-        meta.append(f"license: {weights.license}")
-    meta.append("---")
-    where = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH/TO/THIS/DIRECTORY"
-    body = [
-        f"# {card.name}", "",
-        card.description or f"A {card.task} model ({card.modality}).", "",
-        "## Use", "", "```python", "import zoo", "", f'model = zoo.create("{where}")', "```", "",
-        "## Details", "",
-        f"- architecture: `{card.recipe.model if card.recipe else card.name}` (builder `{card.builder}`)",
-        f"- task: {card.task}; outputs: {card.num_classes if card.num_classes is not None else 'features'}",
-    ]
-    if tag:
-        body.append(f"- started from weights `{tag}`" + (f" ({weights.source})" if weights is not None else ""))
-    if labels:
-        shown = ", ".join(labels[:20]) + (f" (+{len(labels) - 20} more)" if len(labels) > 20 else "")
-        body.append(f"- labels: {shown}")
-    if weights is not None and weights.metrics:
-        body.append("- metrics of the starting weights: " + ", ".join(f"{k}={v}" for k, v in weights.metrics.items()))
-    return "\n".join(meta + [""] + body) + "\n"
-
-
 def side_file_names(card: ModelCard) -> set[str]:
     """The files besides the weights that belong to a saved model: known tokenizer and preprocessor
     files, and a tokenizer the card's input spec names by bare file name."""
@@ -224,62 +200,72 @@ def check_finite_parameters(model: nn.Module) -> None:
 
 
 def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence[str] | None = None,
-                    repo_id: str | None = None) -> Path:
+                    repo_id: str | None = None, base_model: str | None = None,
+                    datasets: str | Sequence[str] | None = None, metrics: Mapping[str, Any] | None = None,
+                    metrics_split: str = "validation") -> Path:
     """Save `model` (created by zoo) so that ``zoo.create("local-dir:DIR")`` rebuilds it.
 
     Writes ``config.json`` (the card, class count, labels, the weights' sha256), ``model.safetensors``,
     ``README.md`` and the tokenizer files the model came with; every file goes through a temporary name,
     so an interrupted save leaves the previous files whole. A model with NaN or Inf parameters is refused.
+
+    The README is a Hub model card (`zoo.weights.model_card`): `base_model` (default: the Hub repo the
+    starting weights came from), `datasets` (names; a local folder is named by its last part, never by its
+    path), `metrics` (the saved epoch's numbers, measured on `metrics_split`, as ``model-index``) and the
+    starting weights' licence; a non-commercial licence is also warned about here.
     """
     card = card_of(model)
     directory = Path(directory).expanduser()
     names = list(labels) if labels is not None else card_labels(card)
     if names is not None and card.num_classes not in (None, len(names)):
         raise WeightsError(f"{len(names)} labels given, but the model has {card.num_classes} outputs")
+    dataset_names = [dataset_name(d) for d in ([datasets] if isinstance(datasets, (str, os.PathLike)) else
+                                               datasets or ())]
+    readme = model_card(card, names, repo_id=repo_id, base_model=base_model, datasets=dataset_names,
+                        metrics=metrics, metrics_split=metrics_split)
     check_finite_parameters(model)
     directory.mkdir(parents=True, exist_ok=True)
     _copy_side_files(card, directory)
     digest = write_safetensors(plain_state_dict(model), directory / WEIGHTS_NAME)
     write_text_atomic(directory / CONFIG_NAME, json.dumps(build_config(card, names, digest), indent=2) + "\n")
-    write_text_atomic(directory / README_NAME, readme_text(card, names, repo_id))
+    write_text_atomic(directory / README_NAME, str(readme))
+    license_id = license_of(card)
+    if is_non_commercial(license_id):
+        warnings.warn(non_commercial_warning(str(license_id)), UserWarning, stacklevel=2)
     return directory
 
 
 def push_to_hub(model: nn.Module, repo_id: str, *, token: str | bool | None = None, private: bool | None = None,
                 revision: str | None = None, commit_message: str = "Upload model saved with zoo",
-                labels: Sequence[str] | None = None, create_repo: bool = True) -> Any:
+                labels: Sequence[str] | None = None, create_repo: bool = True, **readme: Any) -> Any:
     """Save `model` as `save_pretrained` does and upload the files to a Hub model repo.
 
-    Returns huggingface_hub's commit info. `token` defaults to ``HF_TOKEN`` or the stored login.
-    A Hub that cannot be reached or refuses the upload is a `WeightsError` saying what to check.
+    `readme` takes `save_pretrained`'s model card options (`base_model`, `datasets`, `metrics`,
+    `metrics_split`). Returns huggingface_hub's commit info. `token` defaults to ``HF_TOKEN`` or the
+    stored login. A Hub that cannot be reached (within `zoo.weights.sources.hub_timeout` seconds) or
+    refuses the upload is a `WeightsError` saying what to check.
     """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
+    endpoint = hub_endpoint()
+    failure = None if offline() else hub_unreachable(repo_id, token=token)
+    if failure is not None:
+        raise WeightsError(f"could not reach the Hub ({endpoint}) to push {repo_id}: {failure}. Check the network "
+                           "connection, HF_ENDPOINT and any proxy settings")
+    api = HfApi(token=token, endpoint=endpoint)
+    failures: tuple[type[BaseException], ...] = (hf_errors.HfHubHTTPError, *transport_errors())
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-        save_pretrained(model, tmp, labels=labels, repo_id=repo_id)
+        save_pretrained(model, tmp, labels=labels, repo_id=repo_id, **readme)
         try:
             if create_repo:
                 api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type="model", revision=revision,
                                      commit_message=commit_message)
-        except _hub_errors() as exc:
+        except failures as exc:
             raise _push_failure(exc, repo_id, api.endpoint) from exc
 
 
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    """What huggingface_hub raises when the Hub is unreachable or says no: OSError subclasses
-    (offline mode, HTTP status errors) and its HTTP client's transport errors."""
-    from huggingface_hub import errors
-
-    return (OSError, getattr(errors, "HTTPError", OSError))
-
-
 def _push_failure(exc: BaseException, repo_id: str, endpoint: str) -> WeightsError:
-    from huggingface_hub.errors import HfHubHTTPError
-
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, HfHubHTTPError):
+    if isinstance(exc, hf_errors.HfHubHTTPError):
         return WeightsError(f"the Hub ({endpoint}) refused to push {repo_id}: {reason}. Check the token "
                             f"(HF_TOKEN or `hf auth login`) and that it may write to {repo_id}")
     return WeightsError(f"could not reach the Hub ({endpoint}) to push {repo_id}: {reason}. Check the network "
