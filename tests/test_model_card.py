@@ -119,3 +119,21 @@ def test_a_data_file_is_named_without_its_suffix(tmp_path, monkeypatch):
     (tmp_path / "reviews.csv").write_text("text,label\n")
     monkeypatch.chdir(tmp_path)
     assert dataset_name("reviews.csv") == "reviews" and dataset_name(".") == tmp_path.name
+
+
+def test_zoo_finetune_writes_the_data_folder_and_the_saved_epochs_metrics_into_the_card(tmp_path, capsys):
+    import trainer_models as tm
+
+    from zoo.cli import main
+
+    with tm.trainer_cards_on_one_thread():
+        train = tm.write_image_folder(tmp_path / "shapes-train", per_class=4)
+        val = tm.write_image_folder(tmp_path / "shapes-val", per_class=2, seed=1)
+        out = tmp_path / "model"
+        assert main(["finetune", "trainer_conv", "--data", str(train), "--val", str(val), "--epochs", "2",
+                     "--batch-size", "4", "--strategy", "no_freeze", "--out", str(out), "--quiet"]) == 0
+    data = ModelCard.load(out / "README.md").data.to_dict()
+    assert data["datasets"] == ["shapes-train"] and str(tmp_path) not in (out / "README.md").read_text()
+    saved = json.loads((out / "training.json").read_text())
+    results = {m["type"]: m["value"] for m in data["model-index"][0]["results"][0]["metrics"]}
+    assert results["accuracy"] == pytest.approx(saved["metrics"]["val_accuracy"])

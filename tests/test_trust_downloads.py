@@ -309,7 +309,7 @@ def test_offline_a_hub_file_missing_from_a_cached_snapshot_names_the_cache_and_z
     with pytest.raises(zoo.WeightsError) as info:
         fetch(card, "a")
     message = str(info.value)
-    assert "\n" not in message and str(caches["hf"]) in message and "`zoo download`" in message
+    assert "\n" not in message and str(caches["hf"]) in message and "`zoo download tnet.a`" in message
 
 
 def test_offline_the_error_names_the_default_hub_cache_itself(caches, monkeypatch, tmp_path):
@@ -323,7 +323,7 @@ def test_offline_the_error_names_the_default_hub_cache_itself(caches, monkeypatc
     with pytest.raises(zoo.WeightsError) as info:
         fetch(card, "a")
     message = str(info.value)
-    assert "\n" not in message and str(tmp_path / "default-hub-cache") in message and "`zoo download`" in message
+    assert "\n" not in message and str(tmp_path / "default-hub-cache") in message and "`zoo download tnet.a`" in message
 
 
 @pytest.mark.parametrize("stamp", ["[]", '"text"', '{"sha256": 5}', "{"])

@@ -152,7 +152,7 @@ def save_best(model: torch.nn.Module, directory: str | os.PathLike[str], extra: 
     check_finite(model, f"the model to be saved in {directory}")
 
     def fill(staging: Path) -> None:
-        save_model(model, staging, labels=labels)
+        save_model(model, staging, labels=labels, extra=extra)
         if extra:
             (staging / "training.json").write_text(json.dumps(extra, indent=2, default=str))
 

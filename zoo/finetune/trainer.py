@@ -199,14 +199,14 @@ class Trainer:
             return
         if self.context.is_main:
             info = {"epoch": metrics["epoch"], "monitor": self.best.monitor, "value": self.best.value,
-                    "metrics": summary(metrics), "labels": self.labels}
+                    "metrics": summary(metrics), "labels": self.labels, **self._data_info}
             ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
         distributed.barrier(self.context)
 
     # ------------------------------------------------------------------ the run
 
     def _fit(self, model: nn.Module, train: Any, val: Any) -> FitResult:
-        self._start(model, train)
+        self._start(model, train, val)
         data = self._prepare_data(model, train, val)
         assert self.optimizer is not None  # built by _prepare_data
         self.scheduler = build_scheduler(self.config, self.optimizer, data.steps_per_epoch * max(self.config.epochs, 1))
@@ -222,9 +222,10 @@ class Trainer:
         stopped = self._run_epochs(model, data, meter)
         return self._finish(model, stopped)
 
-    def _start(self, model: nn.Module, train: Any) -> None:
+    def _start(self, model: nn.Module, train: Any, val: Any = None) -> None:
         """Seed, place the model, set up its strategy, start afresh."""
         config, context = self.config, self.context
+        self._data_info = _data_info(train, val)
         ckpt.seed_everything(config.seed + context.rank)
         self.model = model
         model.to(context.device)
@@ -530,3 +531,21 @@ class Trainer:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+def _data_source(data: Any) -> str | None:
+    """The folder or file a dataset was read from, when it says (zoo's readers keep it as root or path)."""
+    source = getattr(data, "root", None) or getattr(data, "path", None)
+    return str(source) if source is not None else None
+
+
+def _data_info(train: Any, val: Any) -> dict[str, Any]:
+    """What the saved model card says about the data: its name (the card keeps only the last part) and
+    the split the saved metrics were measured on."""
+    source = _data_source(train)
+    measured_on_train = val is None or _data_source(val) == source
+    info: dict[str, Any] = {"split": "train" if measured_on_train else "validation"}
+    if source is not None:
+        info["dataset"] = source
+    return info
+
