@@ -5,7 +5,7 @@
     >>> model = zoo.create("resnet_ft", num_classes=5)
 
 Importing zoo, listing and reading cards import neither torch nor any plugin's model
-code; `zoo.create` and `zoo.finetune` do.
+code; `zoo.create`, `zoo.finetune` and `zoo.testing` (checks for plugin authors) do.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ __all__ = [
     "PLUGIN_API_VERSION", "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError",
     "ModelCard", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput", "UnknownModelError",
     "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry",
-    "__version__", "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained",
+    "__version__", "finetune", "get_card", "list_models", "list_plugins", "push_to_hub", "save_pretrained", "testing",
 ]
 
 
@@ -91,6 +91,6 @@ def push_to_hub(model: torch.nn.Module, repo_id: str, **kwargs: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "finetune":  # imports torch, so only on first use
-        return importlib.import_module(".finetune", __name__)
+    if name in ("finetune", "testing"):  # they import torch, so only on first use
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -11,18 +11,25 @@ listing stay free of them.
 from __future__ import annotations
 
 import dataclasses
+import enum
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_input_sizes, checked_num_classes, checked_pretrained
 from .builders import BuildPlan, accepts, call_builder, check_kwargs, import_builder
-from .cards import CARD_ATTRIBUTE, attach_card, card_of
-from .errors import InvalidArgumentError, ZooError
+from .cards import CARD_ATTRIBUTE, ModelCard, attach_card, card_of
+from .errors import CardError, InvalidArgumentError, ZooError
 from .names import SAVED_PREFIXES, is_saved_name
-from .registry import Resolved, default_registry
+from .registry import Claim, Resolved, default_registry
 
 # Kept importable from here for code written before they moved beside the card and the builder.
-__all__ = ["CARD_ATTRIBUTE", "SAVED_PREFIXES", "BuildPlan", "accepts", "assemble", "attach_card", "build",
-           "call_builder", "card_of", "check_kwargs", "create", "import_builder"]
+__all__ = ["BUILDER_WEIGHTS", "CARD_ATTRIBUTE", "SAVED_PREFIXES", "BuildPlan", "accepts", "assemble", "attach_card",
+           "build", "call_builder", "card_of", "check_kwargs", "check_structure", "create", "import_builder"]
+
+BUILDER_WEIGHTS = "builder_weights"
+"""The card ``extra`` key naming a builder's own weights keyword and how its values map to zoo's weights tags:
+``{"keyword": "weights", "enum": "ResNet50_Weights", "names": {"DEFAULT": "imagenet1k_v2", ...}}``. A name
+mapped to ``"other_card.tag"`` lives on another card."""
 
 if TYPE_CHECKING:
     import torch
@@ -46,8 +53,11 @@ def create(
         num_classes: outputs of a new head; ``0`` removes the head and returns pooled
             features. With weights of another class count, only the head is left untrained.
         freeze: what to freeze, as in `zoo.finetune.freeze` (``"backbone"``, an integer
-            over layer groups, or name patterns).
-        **kwargs: keyword arguments of the model's builder; unknown ones are an error.
+            over layer groups, or name patterns); ``False`` freezes nothing, whatever a recipe says.
+            A recipe that freezes refuses ``pretrained=False`` unless `freeze` is given too.
+        **kwargs: keyword arguments of the model's builder; unknown ones are an error. A builder's
+            own weights keyword (torchvision's ``weights="DEFAULT"``) selects zoo's weights tag, loaded
+            and checked by zoo, where the card maps it (`BUILDER_WEIGHTS`).
 
     The returned module carries its card as ``module.zoo_card``.
     """
@@ -74,6 +84,8 @@ def build(
     **kwargs: Any,
 ) -> torch.nn.Module:
     """Build the model a `Resolved` names (the part of `create` after the lookup)."""
+    resolved, pretrained = _builder_weights(resolved, kwargs, pretrained)
+    _refuse_frozen_random_layers(resolved, pretrained=pretrained, freeze=freeze)
     card = resolved.card
     given = {"pretrained": pretrained, "num_classes": num_classes, "freeze": freeze}
     options = {**resolved.options, **{k: v for k, v in given.items() if v is not None}, **kwargs}
@@ -89,6 +101,75 @@ def build(
 
     plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=num_classes)
     return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+
+
+def _refuse_frozen_random_layers(resolved: Resolved, *, pretrained: bool | None, freeze: Any) -> None:
+    """A recipe that freezes part of its model would, with ``pretrained=False``, train a head on random frozen
+    features: refused unless the caller chose `freeze` too."""
+    recipe_freeze = resolved.options.get("freeze")
+    if pretrained is not False or freeze is not None or recipe_freeze in (None, False):
+        return
+    name = resolved.card.name
+    choices = ["load its weights (pretrained=True)"] if resolved.card.weights else []
+    choices += ["pass freeze=False to train every layer from random initialisation", "pass a freeze= of your own"]
+    raise InvalidArgumentError(
+        f"recipe {name!r} freezes {recipe_freeze!r}, and with pretrained=False those layers would stay random "
+        f"and frozen: only the new head would learn. Instead, {', or '.join(choices)}")
+
+
+def _builder_weights(resolved: Resolved, kwargs: dict[str, Any],
+                     pretrained: bool | None) -> tuple[Resolved, bool | None]:
+    """Take a builder's own weights keyword out of `kwargs` and turn it into zoo's weights tag (loaded by zoo).
+
+    Only for cards that map it (`BUILDER_WEIGHTS`); ``None`` means no weights, as for the builder.
+    """
+    spec = resolved.card.extra.get(BUILDER_WEIGHTS)
+    if not isinstance(spec, Mapping) or spec.get("keyword") not in kwargs:
+        return resolved, pretrained
+    value = kwargs.pop(spec["keyword"])
+    if value is None:
+        return resolved, pretrained
+    tag = _tag_for(resolved.card, spec, value)
+    card = resolved.card
+    if pretrained is False or (resolved.tag is not None and resolved.tag != tag):
+        chosen = "pretrained=False" if pretrained is False else f"the weights tag {resolved.tag!r}"
+        raise InvalidArgumentError(f"model {card.name!r}: {spec['keyword']}={value!r} asks for weights {tag!r}, "
+                                   f"but {chosen} was given too; pass one of them")
+    return dataclasses.replace(resolved, tag=tag), True
+
+
+def _tag_for(card: ModelCard, spec: Mapping[str, Any], value: Any) -> str:
+    """zoo's weights tag for a value of the builder's weights keyword, or the error that gives zoo's spelling."""
+    names: Mapping[str, str] = spec.get("names", {})
+    family = str(spec.get("enum", ""))
+    if isinstance(value, enum.Enum):
+        key = value.name if type(value).__name__ == family else None
+    elif isinstance(value, str):
+        key = value.removeprefix(f"{family}.") if family else value
+    else:
+        key = None
+    target = key if key in card.weights else names.get(key) if key is not None else None
+    keyword = spec.get("keyword")
+    if target is not None and "." in target:
+        raise InvalidArgumentError(f"model {card.name!r}: {keyword}={value!r} are weights of another card, built "
+                                   f"for them; in zoo that is zoo.create({target!r}, pretrained=True)")
+    if target is None:
+        tags = ", ".join(sorted(card.weights)) or "none"
+        raise InvalidArgumentError(
+            f"model {card.name!r} has no weights {keyword}={value!r}. zoo loads (and checks) weights itself: "
+            f"pretrained=True for the default ({card.default_weights}), or zoo.create('{card.name}.TAG', "
+            f"pretrained=True) with TAG one of: {tags}. Accepted as {keyword}=: "
+            f"{', '.join(sorted(k for k, v in names.items() if '.' not in v))}")
+    return target
+
+
+def _refuse_builder_download(card: ModelCard, kwargs: Mapping[str, Any]) -> None:
+    """A builder's own weights keyword never reaches the builder (it would download behind zoo's back)."""
+    spec = card.extra.get(BUILDER_WEIGHTS)
+    if isinstance(spec, Mapping) and kwargs.get(spec.get("keyword", "")) is not None:
+        raise InvalidArgumentError(f"model {card.name!r}: {spec['keyword']}= is not passed to the builder, which "
+                                   "would download weights behind zoo's back; a saved model loads its own weights, "
+                                   "a registered one takes pretrained=True or 'name.tag'")
 
 
 def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bool,
@@ -127,9 +208,11 @@ def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = N
     builder = import_builder(card)
     kwargs = plan.kwargs
     check_kwargs(card, builder, kwargs)
+    _refuse_builder_download(card, kwargs)
 
     def prepare(model: torch.nn.Module) -> None:
         attach_card(model, card)
+        check_structure(model, card)
         if plan.saved_head is not None and card.head:
             _replay_head(model, plan.saved_head)
 
@@ -139,11 +222,45 @@ def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = N
         attach_card(model, dataclasses.replace(card, extra={**card.extra, "weights_location": plan.location}))
     if num_classes is not None and num_classes != card.num_classes:
         reset_head(model, num_classes)
-    if freeze is not None:
+    if freeze is not None and freeze is not False:
         from .finetune.freezing import freeze as freeze_model  # torch
 
         freeze_model(model, freeze, bn=freeze_bn)
     return model
+
+
+def check_structure(model: torch.nn.Module, card: ModelCard) -> None:
+    """Raise `CardError` unless the card's `head` and each of its `layer_groups` name a module of `model`.
+
+    Run on every model `create` builds (before weights load; no forward pass), so a card that names
+    modules its model lacks fails here, naming its plugin, not later in freezing or training.
+    """
+    modules = {name for name, _ in model.named_modules()}
+    problems = []
+    if card.head and card.head not in modules:
+        problems.append(("head", f"field 'head' names {card.head!r}"))
+    missing = [group for group in card.layer_groups if group not in modules]
+    if missing:
+        problems.append(("layer_groups", f"field 'layer_groups' names {', '.join(map(repr, missing))}"))
+    if not problems:
+        return
+    claim = _claim_of(card)
+    owner = f" from distribution {claim.distribution}" if claim is not None else ""
+    top = ", ".join(repr(name) for name, _ in model.named_children())
+    raise CardError(
+        f"the card of model {card.name!r}{owner}: {' and '.join(text for _, text in problems)}, which the built "
+        f"{type(model).__name__} does not have (its top-level modules: {top}). Fix the card; "
+        "zoo.testing.check_plugin(plugin) checks every card of a plugin", field=problems[0][0],
+        plugin=claim.plugin if claim is not None else None)
+
+
+def _claim_of(card: ModelCard) -> Claim | None:
+    """The registry's claim on the card's model (a recipe's: on the model it is built on), or None."""
+    name = card.recipe.model if card.recipe is not None else card.name
+    try:
+        return default_registry().claim(name)
+    except ZooError:
+        return None
 
 
 def _replay_head(model: torch.nn.Module, saved_classes: int) -> None:
