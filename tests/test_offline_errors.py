@@ -211,6 +211,7 @@ def test_a_hub_that_never_answers_costs_seconds_and_a_cached_file_is_still_used(
         import time
         import zoo
         from zoo.cli import main
+        from zoo.data.text import load_tokenizer
         from zoo.weights import fetch
 
         card = zoo.ModelCard(name="tnet", builder="weights_models:build_net", task="image-classification",
@@ -218,7 +219,7 @@ def test_a_hub_that_never_answers_costs_seconds_and_a_cached_file_is_still_used(
                                                         "cached": zoo.WeightsCard(source="hf-hub:acme/cached")})
         for attempt in (lambda: fetch(card, "gone"), lambda: fetch(card, "cached"),
                         lambda: zoo.create("hf-hub:acme/saved-net"), lambda: zoo.push_to_hub(None, "me/tnet"),
-                        lambda: main(["download", "hf-hub:acme/x"])):
+                        lambda: main(["download", "hf-hub:acme/x"]), lambda: load_tokenizer("hf-hub:acme/tok")):
             start = time.monotonic()
             try:
                 print("result", attempt())
@@ -229,14 +230,15 @@ def test_a_hub_that_never_answers_costs_seconds_and_a_cached_file_is_still_used(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     seconds = [float(line.split()[1]) for line in lines if line.startswith("seconds")]
-    assert len(seconds) == 5 and max(seconds) < BOUND_S, done.stdout
-    gone, cached, saved, push, download = (line for line in lines if line.startswith(("error", "result")))
+    assert len(seconds) == 6 and max(seconds) < BOUND_S, done.stdout
+    gone, cached, saved, push, download, tokenizer = (line for line in lines if line.startswith(("error", "result")))
     assert f"the Hub ({silent.endpoint}) could not be reached (no answer within" in gone
     assert "`zoo download tnet.gone`" in gone and str(tmp_path / "hub") in gone
     assert cached.startswith("result") and cached.endswith("model.safetensors")
     assert "`zoo download hf-hub:acme/saved-net`" in saved
     assert f"could not reach the Hub ({silent.endpoint}) to push me/tnet" in push
     assert download == "result 2"
+    assert tokenizer.startswith("error hf-hub:acme/tok has no tokenizer.json") and "could not be reached" in tokenizer
     assert "check the network connection" in done.stderr and "zoo download" not in done.stderr
 
 

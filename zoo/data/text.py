@@ -162,23 +162,24 @@ def _from_hub(spec: str, revision: str | None, lowercase: bool) -> tokenizers.To
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-    from ..weights.sources import check_hub_repo_id, hub_cache_dir, offline
+    from ..weights.sources import cache_only_reason, check_hub_repo_id, hub_cache_dir, hub_endpoint
 
     repo, _, at = spec.partition("@")
     check_hub_repo_id(repo)
     revision = revision or at or None
+    cache_only = cache_only_reason(repo, revision=revision)  # bounded: no network costs seconds, not minutes
     last: Exception | None = None
     for name in (TOKENIZER_FILE, VOCAB_FILE):
         try:
-            path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache_dir(),
-                                   local_files_only=offline(), library_name="zoo")
+            path = hf_hub_download(repo, name, revision=revision, cache_dir=hub_cache_dir(), endpoint=hub_endpoint(),
+                                   local_files_only=cache_only is not None, library_name="zoo")
             return _from_file(Path(path), lowercase)
         except (EntryNotFoundError, LocalEntryNotFoundError) as exc:
             last = exc
         except Exception as exc:  # network, authentication ...
             raise WeightsError(f"cannot fetch the tokenizer of hf-hub:{repo}: {exc}") from exc
-    hint = " (offline mode: download it once online, or point HF_HUB_CACHE at a cache that has it)" \
-        if offline() else ""
+    hint = f" ({cache_only}: download it once with a network, or point HF_HUB_CACHE at a cache that has it)" \
+        if cache_only else ""
     raise WeightsError(f"hf-hub:{repo} has no {TOKENIZER_FILE} or {VOCAB_FILE} available{hint}: {last}")
 
 
