@@ -269,15 +269,33 @@ def _variants(builder_name: str, family: Family) -> dict[tuple, list[Any]]:
     return groups
 
 
+def _card_name(builder_name: str, family: Family, size_kwargs: tuple) -> str:
+    size = dict(size_kwargs).get(family.size_keyword)
+    return f"{builder_name}_{size}" if size else builder_name
+
+
+def builder_weights(builder_name: str, name: str, homes: dict[Any, str]) -> dict[str, Any]:
+    """How torchvision's ``weights=`` values map to zoo's tags on card `name` (``card.tag`` when on another card).
+
+    `homes` gives the card each weights entry lives on. zoo then loads them itself, checked by sha256.
+    """
+    enum_class = tv_models.get_model_weights(builder_name)
+    members = {**{w.name: w for w in enum_class}, "DEFAULT": enum_class.DEFAULT}
+    names = {key: tag_of(w) if homes[w] == name else f"{homes[w]}.{tag_of(w)}" for key, w in members.items()}
+    return {"keyword": "weights", "enum": enum_class.__name__, "names": names}
+
+
 def card_dicts(builder_name: str, labels: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The cards of one torchvision builder: one, or one per input size its weights need (ViT)."""
     family = family_of(builder_name)
     default_enum = tv_models.get_model_weights(builder_name).DEFAULT
+    variants = _variants(builder_name, family)
+    homes = {w: _card_name(builder_name, family, size_kwargs) for size_kwargs, ws in variants.items() for w in ws}
     cards = []
-    for size_kwargs, weights_list in _variants(builder_name, family).items():
+    for size_kwargs, weights_list in variants.items():
         defaults = {**family.defaults, **dict(size_kwargs)}
         size = dict(size_kwargs).get(family.size_keyword)
-        name = f"{builder_name}_{size}" if size else builder_name
+        name = _card_name(builder_name, family, size_kwargs)
         weights = {tag_of(w): weights_entry(w, _labels_key(w, labels), family.key_map) for w in weights_list}
         default = tag_of(default_enum if default_enum in weights_list else weights_list[0])
         skeleton = build_skeleton(builder_name, defaults)
@@ -287,6 +305,7 @@ def card_dicts(builder_name: str, labels: dict[str, list[str]]) -> list[dict[str
         extra: dict[str, Any] = {
             "min_size": int(max(w.meta["min_size"][0] for w in weights_list)),
             "torchvision_builder": builder_name,
+            "builder_weights": builder_weights(builder_name, name, homes),
         }
         if family.lora_targets:
             extra["lora_targets"] = list(family.lora_targets)
