@@ -8,11 +8,13 @@ remember what they are.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from .errors import CardError, ZooError
@@ -102,11 +104,17 @@ class ImageInput:
     """How images are prepared: resize to `resize_size`, center-crop to `size`, normalize."""
 
     size: int
+    """Side of the square the model sees, in pixels (the center crop)."""
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    """Per-channel mean (RGB, 0-1 scale) subtracted before the model."""
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    """Per-channel standard deviation (RGB) divided by after subtracting `mean`."""
     resize_size: int | None = None
+    """Shorter side to resize to before cropping; None: resize straight to `size`."""
     interpolation: str = "bilinear"
+    """Resize filter: ``nearest``, ``bilinear`` or ``bicubic``."""
     kind: str = field(default="image", init=False)
+    """Always ``image``; written to JSON so a spec reads back as the right class."""
 
     def __post_init__(self) -> None:
         _check_type("ImageInput", "size", self.size, int)
@@ -124,9 +132,13 @@ class TextInput:
     """How text is prepared: which tokenizer, how long a sequence may be."""
 
     max_length: int = 512
+    """Most tokens per sequence (longer texts are cut)."""
     tokenizer: str | None = None
+    """Where the tokenizer comes from (a Hub repo id or a file the family reads); None: the family's default."""
     lowercase: bool = False
+    """Whether texts are lowercased before tokenizing (uncased checkpoints)."""
     kind: str = field(default="text", init=False)
+    """Always ``text``; written to JSON so a spec reads back as the right class."""
 
     def __post_init__(self) -> None:
         _check_type("TextInput", "max_length", self.max_length, int)
@@ -139,9 +151,13 @@ class AudioInput:
     """How audio is prepared: resampled to `sample_rate`, mixed to mono, cut or padded to a clip."""
 
     sample_rate: int
+    """Samples per second the model expects; audio is resampled to it."""
     clip_seconds: float | None = None
+    """Length clips are cut or padded to; None: whole clips."""
     mono: bool = True
+    """Whether channels are mixed down to one."""
     kind: str = field(default="audio", init=False)
+    """Always ``audio``; written to JSON so a spec reads back as the right class."""
 
     def __post_init__(self) -> None:
         _check_type("AudioInput", "sample_rate", self.sample_rate, int)
@@ -191,25 +207,40 @@ class WeightsCard(_PlainData):
     """One set of pretrained weights for a model.
 
     `source` is where the file lives: ``hf-hub:org/repo`` (with `filename` and
-    `revision`), an ``https://`` URL, or a local path. `sha256` is the full hex
+    `revision`), an ``https://`` URL, ``package:PKG/path`` (shipped inside an installed
+    package, such as the plugin's own), or a local path. `sha256` is the full hex
     digest or a prefix of it (torchvision puts an 8+ digit prefix in its file names).
     `key_map` names a ``"module:function"`` that renames a checkpoint's keys to the
     module's, for checkpoints written by another implementation.
     """
 
     source: str
+    """Where the file is: ``hf-hub:org/repo[@revision]``, an ``https://`` URL, ``package:PKG/path`` (a file
+    shipped inside an installed package) or a local path."""
     filename: str | None = None
+    """The file in a Hub repo (default ``model.safetensors``), or the name to save a URL's file under."""
     revision: str | None = None
+    """A Hub branch, tag or commit; pin a commit for weights that must not change."""
     sha256: str | None = None
+    """Hex digest of the file, or a prefix of 6+ digits; every file is checked against it before use."""
     num_classes: int | None = None
+    """Outputs of the head in this file; None for a file without a classifier (features only)."""
     labels: tuple[str, ...] | None = None
+    """Class names in output order (as many as `num_classes`)."""
     license: str | None = None
+    """SPDX identifier of the weights' licence (``BSD-3-Clause``, ``CC-BY-NC-4.0``, ...)."""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    """Published results, e.g. ``{"acc@1": 80.9}``."""
     num_params: int | None = None
+    """Parameters in the checkpoint."""
     file_size: int | None = None
+    """Exact size in bytes; a download longer than this is cut off."""
     input: InputSpec | None = None
+    """Preprocessing these weights expect, when it differs from the card's `input`."""
     key_map: str | None = None
+    """``"package.module:function"`` renaming the file's keys to the module's (another implementation's file)."""
     description: str = ""
+    """Notes on how the weights were trained."""
 
     def __post_init__(self) -> None:
         owner = "WeightsCard"
@@ -252,10 +283,15 @@ class Recipe(_PlainData):
     """
 
     name: str
+    """The recipe's name, listed and created like a model's."""
     model: str
+    """The registered model it builds, optionally with a weights tag (``resnet50.imagenet1k_v2``)."""
     description: str = ""
+    """One line for `zoo list` and `zoo info`."""
     options: Mapping[str, Any] = field(default_factory=dict)
+    """`zoo.create` keywords it applies (``pretrained``, ``freeze``, builder keywords); the caller's win."""
     required: Sequence[str] = ()
+    """Keywords the caller must give (``num_classes`` for a fine-tune recipe)."""
 
     def __post_init__(self) -> None:
         _check_name("Recipe", self.name)
@@ -294,22 +330,39 @@ class ModelCard(_PlainData):
     """
 
     name: str
+    """Registered name: a letter, then letters, digits, ``_`` or ``-`` (``.`` separates a weights tag)."""
     builder: str
+    """``"package.module:function"`` returning the ``nn.Module``; imported only by `zoo.create`."""
     task: str
+    """Hugging Face task name: ``image-classification``, ``automatic-speech-recognition``, ..."""
     modality: str
+    """``image``, ``text`` or ``audio``."""
     family: str | None = None
+    """Architecture family, for ``zoo list --family``."""
     description: str = ""
+    """One line for `zoo list`, `zoo info` and torch.hub's help."""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Builder keywords every build gets; the caller's keywords win."""
     input: InputSpec | None = None
+    """How inputs are prepared (`ImageInput`, `TextInput` or `AudioInput`); `zoo.testing` makes inputs from it."""
     head: str | None = None
+    """Dotted path of the classifier module; `zoo.create` checks the built model has it."""
     layer_groups: Sequence[str] = ()
+    """Module prefixes from the input side to the head, for freezing and layer-wise rates; each must be a module."""
     weights: Mapping[str, WeightsCard] = field(default_factory=dict)
+    """Weights tag to `WeightsCard`; ``name.tag`` picks one."""
     default_weights: str | None = None
+    """The tag ``pretrained=True`` loads."""
     num_features: int | None = None
+    """Width of the pooled features the head reads (what ``num_classes=0`` returns)."""
     num_classes: int | None = None
+    """Outputs of the built model when they differ from the builder's default (0: head removed); set by zoo."""
     aliases: Sequence[str] = ()
+    """Other names that find this card."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    """Family-specific data (JSON values), e.g. ``lora_targets``, ``builder_weights``."""
     recipe: Recipe | None = None
+    """The recipe a card was derived from; set by zoo."""
 
     def __post_init__(self) -> None:
         _check_name("ModelCard", self.name)
@@ -468,3 +521,57 @@ def card_labels(card: ModelCard) -> list[str] | None:
     if weights is None or not weights.labels or len(weights.labels) != card.class_count():
         return None
     return list(weights.labels)
+
+
+# ---------------------------------------------------------------------------- the field reference (docs/cards.md)
+
+REFERENCE_COMMAND = "python -c 'import zoo.cards as c; print(c.field_reference(), end=\"\")' > docs/cards.md"
+
+
+def field_reference() -> str:
+    """The text of docs/cards.md: each field of the card classes with its type, default and docstring.
+
+    Read from the dataclasses and their field docstrings, so the page cannot drift from the code;
+    regenerate it with `REFERENCE_COMMAND` (a test fails when it is stale).
+    """
+    docs = _field_docstrings()
+    lines = ["# Card fields", "",
+             "Every field of the classes a plugin registers, generated from `zoo/cards.py` (do not edit: run",
+             f"`{REFERENCE_COMMAND}`). What the fields are for, and a whole plugin,",
+             "are in [plugins.md](plugins.md). Fields are checked when a card is made; `head` and",
+             "`layer_groups` are checked against the built model by `zoo.create`, and the rest by",
+             "`zoo.testing.check_plugin`."]
+    for cls in (ModelCard, WeightsCard, Recipe, ImageInput, TextInput, AudioInput):
+        summary = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
+        lines += ["", f"## `zoo.{cls.__name__}`", "", summary, "", "| field | type | default | meaning |",
+                  "|---|---|---|---|"]
+        for item in dataclasses.fields(cls):
+            kind = str(item.type).replace("|", "\\|")
+            meaning = docs[cls.__name__].get(item.name, "")
+            lines.append(f"| `{item.name}` | `{kind}` | {_default_text(item)} | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_text(item: dataclasses.Field[Any]) -> str:
+    if not item.init:
+        return f"always `{item.default!r}`"
+    if item.default is not dataclasses.MISSING:
+        return f"`{item.default!r}`"
+    if item.default_factory is not dataclasses.MISSING:
+        return f"`{item.default_factory()!r}`"
+    return "required"
+
+
+def _field_docstrings() -> dict[str, dict[str, str]]:
+    """Class name -> field name -> the docstring under the field in this file, on one line."""
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.parse(Path(__file__).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef):
+            body = node.body
+            found[node.name] = {
+                target.target.id: " ".join(str(doc.value.value).split())
+                for target, doc in zip(body, body[1:])
+                if isinstance(target, ast.AnnAssign) and isinstance(target.target, ast.Name)
+                and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+            }
+    return found

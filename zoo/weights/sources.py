@@ -8,6 +8,9 @@
   holding it writes ``NAME.partial`` and resumes one an interrupted download left. The file
   gets its name only once complete and verified; a server sending more than the card's
   ``file_size`` or its own Content-Length is cut off.
+* ``package:PACKAGE/path/in/it.safetensors``: a file shipped inside an installed Python package
+  (a plugin's own weights), found as ``importlib.resources.files(PACKAGE)`` would, without importing
+  the package; a path leading out of the package is refused.
 * anything else (``/path/file.safetensors``, ``~/w.pth``, ``file:///...``): a local file.
 
 Every file is checked against the card's sha256 before it is used; a cached download that
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import importlib.util
 import os
 import re
 import secrets
@@ -49,6 +53,7 @@ except ImportError:  # Windows: no flock; each download then writes a partial fi
     fcntl = None
 
 HF_PREFIX = HUB_PREFIX
+PACKAGE_PREFIX = "package:"
 DEFAULT_HF_FILENAME = "model.safetensors"
 # Small files a family may need beside the weights (tokenizers, configs).
 SIDE_FILE_PATTERNS = ("*.json", "*.txt", "*.model", "*.tiktoken")
@@ -75,6 +80,9 @@ def parse_source(weights: WeightsCard) -> Source:
         repo, _, revision = source[len(HF_PREFIX):].partition("@")
         check_hub_repo_id(repo)
         return Source("hf-hub", repo, weights.filename or DEFAULT_HF_FILENAME, weights.revision or revision or None)
+    if source.startswith(PACKAGE_PREFIX):
+        path = package_file(source[len(PACKAGE_PREFIX):])
+        return Source("local", str(path), path.name)
     parsed = urllib.parse.urlparse(source)
     if parsed.scheme in ("http", "https"):
         name = weights.filename or os.path.basename(parsed.path)
@@ -87,6 +95,28 @@ def parse_source(weights: WeightsCard) -> Source:
     if weights.filename and not path.suffix:
         path = path / weights.filename
     return Source("local", str(path), path.name)
+
+
+def package_file(spec: str) -> Path:
+    """The file ``PACKAGE/relative/path`` names inside an installed top-level package (which is not imported)."""
+    package, _, relative = spec.partition("/")
+    usage = "a package source is 'package:PACKAGE/path/in/it' (e.g. 'package:acme_zoo/weights/net.safetensors')"
+    parts = relative.replace("\\", "/").split("/")
+    if not package.isidentifier() or not relative or relative.startswith("/") or ".." in parts:
+        raise WeightsError(f"{PACKAGE_PREFIX + spec!r} is not a file in a package: {usage}, with no '..'")
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(f"weights source {PACKAGE_PREFIX}{spec}: no installed package {package!r}; "
+                           "install the plugin that ships these weights")
+    roots = [Path(folder).resolve() for folder in found.submodule_search_locations]
+    paths = [(root, (root / relative).resolve()) for root in roots]
+    root, path = next(((r, p) for r, p in paths if p.is_file()), paths[0])
+    if not path.is_relative_to(root):
+        raise WeightsError(f"weights source {PACKAGE_PREFIX}{spec} leads out of package {package!r} ({path})")
+    return path
 
 
 def check_hub_repo_id(repo_id: str) -> None:
