@@ -65,3 +65,9 @@ def test_weights_that_contradict_other_arguments_are_refused(other, no_torchvisi
     name = "resnet50.imagenet1k_v1" if not other else "resnet50"
     with pytest.raises(zoo.InvalidArgumentError, match="pass one of them"):
         zoo.create(name, weights="IMAGENET1K_V2", **other)
+
+
+def test_a_saved_model_refuses_the_builders_weights_keyword(tmp_path, no_torchvision_download):
+    zoo.save_pretrained(zoo.create("squeezenet1_1", num_classes=3), tmp_path / "saved")
+    with pytest.raises(zoo.InvalidArgumentError, match="a saved model loads its own weights"):
+        zoo.create(f"local-dir:{tmp_path / 'saved'}", weights="DEFAULT")
