@@ -54,7 +54,8 @@ def create(
             features. With weights of another class count, only the head is left untrained.
         freeze: what to freeze, as in `zoo.finetune.freeze` (``"backbone"``, an integer
             over layer groups, or name patterns); ``False`` freezes nothing, whatever a recipe says.
-            A recipe that freezes refuses ``pretrained=False`` unless `freeze` is given too.
+            A recipe that freezes a model with weights refuses ``pretrained=False`` unless `freeze`
+            is given too.
         **kwargs: keyword arguments of the model's builder; unknown ones are an error. A builder's
             own weights keyword (torchvision's ``weights="DEFAULT"``) selects zoo's weights tag, loaded
             and checked by zoo, where the card maps it (`BUILDER_WEIGHTS`).
@@ -104,17 +105,15 @@ def build(
 
 
 def _refuse_frozen_random_layers(resolved: Resolved, *, pretrained: bool | None, freeze: Any) -> None:
-    """A recipe that freezes part of its model would, with ``pretrained=False``, train a head on random frozen
-    features: refused unless the caller chose `freeze` too."""
+    """``pretrained=False`` on a recipe that freezes part of a model with weights would train a head on random
+    frozen features: refused unless the caller chose `freeze` too. (A model without weights gives up nothing.)"""
     recipe_freeze = resolved.options.get("freeze")
-    if pretrained is not False or freeze is not None or recipe_freeze in (None, False):
+    if pretrained is not False or freeze is not None or recipe_freeze in (None, False) or not resolved.card.weights:
         return
-    name = resolved.card.name
-    choices = ["load its weights (pretrained=True)"] if resolved.card.weights else []
-    choices += ["pass freeze=False to train every layer from random initialisation", "pass a freeze= of your own"]
     raise InvalidArgumentError(
-        f"recipe {name!r} freezes {recipe_freeze!r}, and with pretrained=False those layers would stay random "
-        f"and frozen: only the new head would learn. Instead, {', or '.join(choices)}")
+        f"recipe {resolved.card.name!r} freezes {recipe_freeze!r}, and with pretrained=False those layers would "
+        "stay random and frozen: only the new head would learn. Instead, load its weights (pretrained=True), or "
+        "pass freeze=False to train every layer from random initialisation, or pass a freeze= of your own")
 
 
 def _builder_weights(resolved: Resolved, kwargs: dict[str, Any],
