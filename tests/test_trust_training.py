@@ -162,7 +162,7 @@ def test_an_unwritable_best_model_folder_is_one_error_and_keeps_the_previous_bes
     ckpt.save_best(_mlp(), tmp_path / "best")
     before = (tmp_path / "best" / "model.safetensors").read_bytes()
 
-    def refused(model, directory, labels=None):
+    def refused(model, directory, labels=None, extra=None):
         raise PermissionError(errno.EACCES, "Permission denied", str(directory))
 
     monkeypatch.setattr(ckpt, "save_model", refused)
