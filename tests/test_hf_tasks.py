@@ -126,3 +126,10 @@ def test_saved_recognizer_readme_and_old_folders_use_the_hub_task_name(tmp_path)
         again = zoo.create(f"local-dir:{out}")
     assert zoo.card_of(again).task == ASR
     assert ModelCard.load(zoo.save_pretrained(again, tmp_path / "again") / "README.md").data.pipeline_tag == ASR
+
+
+def test_the_old_speech_task_name_lists_the_same_models_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="automatic-speech-recognition") as caught:
+        old = zoo.list_models(task="speech-recognition")
+    assert caught[0].filename == __file__  # points at the caller's line
+    assert old == zoo.list_models(task="automatic-speech-recognition") and "wav2vec2_base_ctc" in old

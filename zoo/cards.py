@@ -575,3 +575,17 @@ def _field_docstrings() -> dict[str, dict[str, str]]:
                 and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
             }
     return found
+
+
+# ---------------------------------------------------------------------------- task names
+
+TASK_ALIASES = {"speech-recognition": "automatic-speech-recognition"}
+
+
+def canonical_task(task: str, *, stacklevel: int = 2) -> str:
+    """The Hub's name for `task`; an old spelling is accepted with a DeprecationWarning."""
+    if task not in TASK_ALIASES:
+        return task
+    warnings.warn(f"task {task!r} is now called {TASK_ALIASES[task]!r} (the Hugging Face Hub's name); "
+                  "the old name will stop working in a future release", DeprecationWarning, stacklevel=stacklevel + 1)
+    return TASK_ALIASES[task]

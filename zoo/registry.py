@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cards import ModelCard, Recipe
+from .cards import ModelCard, Recipe, canonical_task
 from .errors import (
     CardError,
     DuplicateModelError,
@@ -320,6 +320,8 @@ class Registry:
                 raise InvalidArgumentError(f"list_models: {key} must be a string, got {value!r}")
         if not isinstance(pretrained, bool):
             raise InvalidArgumentError(f"list_models: pretrained must be True or False, got {pretrained!r}")
+        if task is not None:
+            task = canonical_task(task, stacklevel=3)  # warns at the caller of zoo.list_models
         filters = {"task": task, "modality": modality, "family": family}
         unfiltered = all(value is None for value in filters.values())
         out: list[str] = []

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..builders import BuildPlan
-from ..cards import ModelCard
+from ..cards import ModelCard, canonical_task
 from ..names import HUB_PREFIX
 from .model_card import readme_license
 from .saved_folder import open_saved
-from .saved_hf import canonical_task, hf_plan, transformers_card
+from .saved_hf import hf_plan, transformers_card
 from .saved_zoo import zoo_card, zoo_plan
 from .saving import CONFIG_NAME, README_NAME
 

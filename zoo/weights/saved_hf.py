@@ -11,13 +11,12 @@ else feature extraction.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..builders import BuildPlan
-from ..cards import ModelCard, Recipe
+from ..cards import TASK_ALIASES, ModelCard, Recipe
 from ..errors import DuplicateModelError, WeightsError
 from ..registry import default_registry
 from .formats import read_state_dict
@@ -34,18 +33,6 @@ ARCHITECTURE_TASKS = (
     ("ForCTC", ("automatic-speech-recognition",)),
 )
 # Old spellings of the Hub's task names, still accepted where a user types a task.
-TASK_ALIASES = {"speech-recognition": "automatic-speech-recognition"}
-
-
-def canonical_task(task: str, *, stacklevel: int = 2) -> str:
-    """The Hub's name for `task`; an old spelling is accepted with a DeprecationWarning."""
-    if task not in TASK_ALIASES:
-        return task
-    warnings.warn(f"task {task!r} is now called {TASK_ALIASES[task]!r} (the Hugging Face Hub's name); "
-                  "the old name will stop working in a future release", DeprecationWarning, stacklevel=stacklevel + 1)
-    return TASK_ALIASES[task]
-
-
 def hf_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any], *, task: str | None,
             load: bool) -> BuildPlan:
     """The plan to build a transformers checkpoint with the family that declares its model type."""

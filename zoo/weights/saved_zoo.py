@@ -13,12 +13,11 @@ from typing import Any
 
 from ..arguments import MAX_IMAGE_SIDE, check_input_sizes, checked_num_classes
 from ..builders import BuildPlan
-from ..cards import ImageInput, ModelCard
+from ..cards import TASK_ALIASES, ImageInput, ModelCard
 from ..errors import CardError, InvalidArgumentError, WeightsError
 from ..trust import check_registered
 from .formats import read_state_dict
 from .saved_folder import weights_file
-from .saved_hf import TASK_ALIASES
 from .saving import CONFIG_NAME, check_saved_weights
 
 
