@@ -10,6 +10,7 @@ code; `zoo.create`, `zoo.finetune` and `zoo.testing` (checks for plugin authors)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -50,15 +51,19 @@ __all__ = [
 ]
 
 
-def list_models(pattern: str | None = None, *, task: str | None = None, modality: str | None = None,
-                family: str | None = None, pretrained: bool = False) -> list[str]:
-    """Sorted model names; `pattern` is a shell wildcard (``"resnet*"``).
+def list_models(pattern: str | Sequence[str] | None = None, *, exclude: str | Sequence[str] | None = None,
+                task: str | None = None, modality: str | None = None, family: str | None = None,
+                pretrained: bool = False) -> list[str]:
+    """Sorted model names; `pattern` is a shell wildcard (``"resnet*"``) or a list of them.
 
-    Filters keep models of one `task` (``"image-classification"``), `modality`
-    (``"image"``, ``"text"``, ``"audio"``) or `family`. With ``pretrained=True`` only
-    models with weights are listed, each set of weights also as ``name.tag``.
+    `exclude` (a wildcard or a list) drops the names it matches: ``list_models(["resnet*",
+    "convnext*"], exclude="*_ft")``. Filters keep models of one `task`
+    (``"image-classification"``), `modality` (``"image"``, ``"text"``, ``"audio"``) or
+    `family`. With ``pretrained=True`` only models with weights are listed, each set of
+    weights also as ``name.tag``.
     """
-    return default_registry().list_models(pattern, task=task, modality=modality, family=family, pretrained=pretrained)
+    return default_registry().list_models(pattern, exclude=exclude, task=task, modality=modality, family=family,
+                                          pretrained=pretrained)
 
 
 def get_card(name: str) -> ModelCard:

@@ -301,21 +301,26 @@ class Registry:
 
     def list_models(
         self,
-        pattern: str | None = None,
+        pattern: str | Sequence[str] | None = None,
         *,
+        exclude: str | Sequence[str] | None = None,
         task: str | None = None,
         modality: str | None = None,
         family: str | None = None,
         pretrained: bool = False,
     ) -> list[str]:
-        """Names matching a shell wildcard and filters, in natural order (``resnet18`` before ``resnet101``).
+        """Names matching shell wildcards and filters, in natural order (``resnet18`` before ``resnet101``).
 
-        With ``pretrained=True`` only models with weights are listed, and each set of
-        weights also appears as ``name.tag``. A name that cannot be looked up (two plugins
-        claim it, or a recipe's model is missing) is listed only when no filter is given;
-        looking it up raises the error, and `zoo plugins` shows it.
+        `pattern` and `exclude` are each a wildcard or a list of them: a name is listed when it
+        matches any `pattern` (all names when None) and no `exclude` pattern. With
+        ``pretrained=True`` only models with weights are listed, and each set of weights also
+        appears as ``name.tag`` (the patterns see that whole name). A name that cannot be looked
+        up (two plugins claim it, or a recipe's model is missing) is listed only when no filter
+        is given; looking it up raises the error, and `zoo plugins` shows it.
         """
-        for key, value in (("pattern", pattern), ("task", task), ("modality", modality), ("family", family)):
+        patterns = _patterns("pattern", pattern)
+        excluded = _patterns("exclude", exclude) or ()
+        for key, value in (("task", task), ("modality", modality), ("family", family)):
             if value is not None and not isinstance(value, str):
                 raise InvalidArgumentError(f"list_models: {key} must be a string, got {value!r}")
         if not isinstance(pretrained, bool):
@@ -332,8 +337,9 @@ class Registry:
                 card = None
             if card is None and unfiltered or card is not None and _matches(card, **filters):
                 out += _listed(name, card, pretrained)
-        if pattern is not None:
-            out = [name for name in out if fnmatch.fnmatchcase(name, pattern)]
+        out = [name for name in out
+               if (patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns))
+               and not any(fnmatch.fnmatchcase(name, p) for p in excluded)]
         return natural_sorted(out) if pretrained else out  # names come sorted; ``name.tag``s need sorting in
 
     def entry(self, name: str) -> Entry:
@@ -349,6 +355,17 @@ class Registry:
         warnings.warn("Registry.owner() is deprecated: use Registry.claim(), which returns the same Claim",
                       DeprecationWarning, stacklevel=2)
         return self.claim(name)
+
+
+def _patterns(key: str, value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """`list_models`'s `pattern` or `exclude` as a tuple of wildcards (None: not given)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InvalidArgumentError(f"list_models: {key} must be a wildcard string or a list of them, got {value!r}")
 
 
 def _matches(card: ModelCard, **filters: str | None) -> bool:
