@@ -20,6 +20,8 @@ from typing import Any, Self, TypeVar
 from .errors import CardError, ZooError
 
 MODALITIES = ("image", "text", "audio")
+# Metrics `ModelCard.headline_metric` prefers, in this order, over the first a weights card lists.
+HEADLINE_METRICS = ("acc@1", "top1", "accuracy")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _BUILDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -233,6 +235,8 @@ class WeightsCard(_PlainData):
     """Published results, e.g. ``{"acc@1": 80.9}``."""
     num_params: int | None = None
     """Parameters in the checkpoint."""
+    gflops: float | None = None
+    """Billions of floating-point operations for one input at the weights' input size (as published)."""
     file_size: int | None = None
     """Exact size in bytes; a download longer than this is cut off."""
     input: InputSpec | None = None
@@ -263,6 +267,10 @@ class WeightsCard(_PlainData):
         _check_type(owner, "metrics", self.metrics, Mapping)
         object.__setattr__(self, "metrics", _freeze(self.metrics))
         _check_type(owner, "num_params", self.num_params, int, optional=True)
+        if self.gflops is not None:
+            if isinstance(self.gflops, bool) or not isinstance(self.gflops, (int, float)) or self.gflops < 0:
+                raise _fail(owner, "gflops", f"must be a number of at least 0, got {self.gflops!r}")
+            object.__setattr__(self, "gflops", float(self.gflops))
         _check_type(owner, "file_size", self.file_size, int, optional=True)
         if self.key_map is not None and not _BUILDER.match(self.key_map):
             raise _fail(owner, "key_map", f"must be 'package.module:function', got {self.key_map!r}")
@@ -436,6 +444,18 @@ class ModelCard(_PlainData):
             return int(self.defaults["num_classes"])
         tag = tag or self.default_weights
         return self.weights[tag].num_classes if tag is not None and tag in self.weights else None
+
+    def headline_metric(self, tag: str | None = None) -> tuple[str, float] | None:
+        """The weights' main published result: ``("acc@1", 80.858)`` when they have ``acc@1``, else their first
+        metric; None for a card without weights or weights without metrics. `tag` defaults to `default_weights`."""
+        tag = tag or self.default_weights
+        if tag is None or tag not in self.weights:
+            return None
+        metrics = self.weights[tag].metrics
+        for key in (*HEADLINE_METRICS, *metrics):
+            if key in metrics:
+                return key, float(metrics[key])
+        return None
 
     def input_for(self, tag: str | None = None) -> InputSpec | None:
         """The input spec for one set of weights (weights may override the card's)."""

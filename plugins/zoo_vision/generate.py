@@ -214,8 +214,6 @@ def weights_entry(weights: Any, labels_key: str | None, key_map: str | None) -> 
         if dataset != "ImageNet-1K":
             raise SystemExit(f"{where}: metrics on {dataset!r}; only ImageNet-1K is expected")
         metrics.update({k: float(v) for k, v in values.items() if not math.isnan(v)})
-    if "_ops" in meta:
-        metrics["gflops"] = float(meta["_ops"])
     categories = meta.get("categories")
     notes = _clean_docs(meta.get("_docs", ""))
     notes = f"{notes} Checkpoint file: {float(meta['_file_size']):g} MiB.".strip()
@@ -230,6 +228,7 @@ def weights_entry(weights: Any, labels_key: str | None, key_map: str | None) -> 
         "license": _license(meta, where),
         "metrics": metrics,
         "num_params": int(meta["num_params"]),
+        "gflops": float(meta["_ops"]) if "_ops" in meta else None,  # torchvision's GFLOPS at the weights' size
         # No "file_size": the field is an exact byte count that downloads are checked against, and
         # torchvision gives only MiB rounded to 2-3 decimals; that figure goes into the description.
         "input": image_input(weights),
