@@ -44,7 +44,7 @@ def test_list_fits_an_80_column_terminal_and_keeps_every_name_whole(narrow, caps
 
 def test_list_wide_shows_every_column_in_full(narrow, capsys):
     lines = _run(capsys, "list", "--wide").splitlines()
-    assert lines[0].split() == ["NAME", "TASK", "MODALITY", "FAMILY", "WEIGHTS"]
+    assert lines[0].split() == ["NAME", "TASK", "MODALITY", "FAMILY", "PARAMS", "GFLOPS", "ACC@1", "WEIGHTS"]
     assert max(len(line) for line in lines) > 80
 
 

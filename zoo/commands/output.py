@@ -44,8 +44,8 @@ def terminal_width() -> int:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, width: int | None = None,
-                droppable: Sequence[str] = (), shortenable: Sequence[str] = ()) -> None:
-    """Rows under upper-case headers, in aligned columns.
+                droppable: Sequence[str] = (), shortenable: Sequence[str] = (), right: Sequence[str] = ()) -> None:
+    """Rows under upper-case headers, in aligned columns (those named in `right` aligned right: numbers).
 
     With `width`, a table wider than that loses the columns named in `droppable`, in that order,
     and then the cells of the columns in `shortenable` are cut (ending in "..."), in that order,
@@ -57,8 +57,9 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, width:
         names, cells = _fitted(names, cells, width, droppable, shortenable)
     table = [[name.upper() for name in names], *cells]
     widths = _widths(table)
+    flush = [name in right for name in names]
     for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(row, widths, flush)).rstrip())
 
 
 _SHORTEST = 10  # a cut column keeps at least this many characters (or its header's)
