@@ -235,7 +235,8 @@ def _print_card(card: ModelCard, plugin: str) -> None:
         mark = " (default)" if tag == card.default_weights else ""
         print(f"weights {tag}{mark}:")
         details = [(key, getattr(weights, key)) for key in
-                   ("source", "filename", "sha256", "num_classes", "num_params", "file_size", "license", "description")]
+                   ("source", "filename", "sha256", "num_classes", "num_params", "gflops", "file_size", "license",
+                    "description")]
         details += [("metrics", _kv(weights.metrics) if weights.metrics else None), ("cached", _cached(card, tag))]
         for key, value in details:
             if value not in (None, ""):
