@@ -194,7 +194,7 @@ def test_integer_or_complex_tensors_for_float_parameters_are_refused(tmp_path):
     (lambda: zoo.create("trainer_conv", pretrained="no"), "pretrained must be True or False"),
     (lambda: zoo.create("trainer_conv", num_classes=2_000_000), "num_classes must be an integer from 0"),
     (lambda: zoo.create("trainer_conv", num_classes=-1), "num_classes must be an integer from 0"),
-    (lambda: zoo.list_models(5), "pattern must be a string"),
+    (lambda: zoo.list_models(5), "pattern must be a wildcard string"),
     (lambda: zoo.list_models(pretrained="yes"), "pretrained must be True or False"),
 ])
 def test_bad_arguments_to_the_python_api_are_zoo_errors(call, message):
