@@ -1,34 +1,24 @@
-"""What ``zoo predict`` gives a model: texts, image files or audio files, prepared as its training data was.
+"""What ``zoo predict`` gives a model: texts, image files or audio files.
 
 `predict_items` turns the command's INPUT arguments into the items to classify: for an image or
 audio model, files and the matching files below folders; for a text model, texts, and the texts
-of a .txt (one per line), CSV or JSONL file. `model_inputs` makes one batch of them.
+of a .txt (one per line), CSV or JSONL file. `zoo.pipelines` prepares and runs them.
 
-Imported only when ``zoo predict`` runs (it imports torch and the readers of every modality).
+Imported only when ``zoo predict`` runs (through `zoo.pipelines`, it imports torch and the readers of every modality).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
 
-import torch
-from PIL import Image
 from torch import nn
 
-from ..cards import AudioInput, card_of
-from ..data import files_under
-from ..data.audio import AUDIO_EXTENSIONS, collate_audio, load_audio
-from ..data.folders import IMAGE_EXTENSIONS
-from ..data.images import image_transform, to_rgb
+from ..cards import card_of
 from ..data.tables import TABLE_SUFFIXES, located_rows
-from ..data.text import tokenizer_for
-from ..errors import DataError, InvalidArgumentError
+from ..errors import DataError
+from ..pipelines import folder_files
 
-Batch: TypeAlias = "tuple[torch.Tensor, ...] | dict[str, torch.Tensor]"
-
-EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}  # what a folder is searched for
 TEXT_FILES = (".txt", *TABLE_SUFFIXES)  # files whose texts a text model classifies
 
 
@@ -59,11 +49,7 @@ def _files(given: str, modality: str) -> list[str]:
         return [given]
     if not path.is_dir():
         raise DataError(f"no such file or folder: {given}")
-    extensions = EXTENSIONS[modality]
-    found = sorted(str(p) for p in files_under(path, extensions))
-    if not found:
-        raise DataError(f"folder {given} holds no {modality} files (looked for {', '.join(extensions)} at any depth)")
-    return found
+    return folder_files(given, modality)
 
 
 def _text_items(given: str, text_column: str) -> list[Item]:
@@ -96,36 +82,3 @@ def _texts_in(path: Path, text_column: str) -> Iterator[Item]:
             raise DataError(f"{path}, {where}: no text in column {text_column!r} (its columns: {columns}); "
                             "name the text column with --text-column")
         yield Item(text, f"{path}, {where}")
-
-
-def model_inputs(model: nn.Module, inputs: Sequence[str]) -> Batch:
-    """One batch of `inputs` for `model` (`predict_items` values): texts for a text model, else paths of files."""
-    return _PREPARE[card_of(model).modality](model, inputs)
-
-
-def _texts(model: nn.Module, texts: Sequence[str]) -> Batch:
-    return tokenizer_for(model).encode_batch(texts)
-
-
-def _images(model: nn.Module, paths: Sequence[str]) -> Batch:
-    transform = image_transform(model)
-    tensors = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                tensors.append(transform(to_rgb(image)))  # as the training data was converted
-        except OSError as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from exc
-    return (torch.stack(tensors),)
-
-
-def _audio(model: nn.Module, paths: Sequence[str]) -> Batch:
-    card = card_of(model)
-    spec = card.input_for()
-    if not isinstance(spec, AudioInput):
-        raise InvalidArgumentError(f"model {card.name!r} declares no audio input (sample rate) in its card")
-    batch = collate_audio([load_audio(path, spec) for path in paths])
-    return batch.waveforms, batch.lengths
-
-
-_PREPARE: dict[str, Callable[[nn.Module, Sequence[str]], Batch]] = {"text": _texts, "image": _images, "audio": _audio}

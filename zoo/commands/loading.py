@@ -24,8 +24,9 @@ def model_source(name: str) -> str:
 
 def load_model(name: str) -> nn.Module:
     """The model to evaluate or predict with: a saved one as it was saved, a registered one with its weights."""
-    source = model_source(name)
-    return create(source) if is_saved_name(source) else create(source, pretrained=True)
+    from ..pipelines import load_model as load  # reason: zoo.pipelines imports torch; commands load it only to run
+
+    return load(name)
 
 
 def finetune_card(name: str) -> ModelCard:

@@ -6,16 +6,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .loading import load_model, model_labels
+from ..errors import InvalidArgumentError
+from .loading import load_model
 from .options import Subcommands, add_text_column_argument, positive_int
 from .output import print_json
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from .inputs import Item
 
 _SHOWN_TEXT = 40  # characters of a text read from a file that the human output repeats
@@ -39,42 +37,36 @@ def add_commands(sub: Subcommands) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inputs import predict_items  # imports torch and Pillow: only once the command runs
+    from ..pipelines import FEATURE_EXTRACTION, Pipeline  # reason: imports torch and Pillow, only once the command runs
+    from .inputs import predict_items  # reason: imports torch (through zoo.pipelines), only once the command runs
 
     model = load_model(args.model)
-    model.eval()
+    runner = Pipeline(model, batch_size=args.batch_size, top_k=args.top_k)
+    if runner.task == FEATURE_EXTRACTION:
+        raise InvalidArgumentError(f"{args.model} is a feature extractor: it gives embeddings, not classes; use "
+                                   "zoo.pipeline in Python to get them as arrays")
     items = predict_items(model, args.inputs, text_column=args.text_column)
-    labels = model_labels(model)
-    rows = []
-    for start in range(0, len(items), args.batch_size):
-        batch = items[start:start + args.batch_size]
-        rows += [_row(item, predictions) for item, predictions in zip(batch, _top(model, batch, args.top_k, labels))]
+    results = runner([item.value for item in items])
+    rows = [_row(item, result) for item, result in zip(items, results)]
     if args.json:
         print_json(rows)
         return 0
     for item, row in zip(items, rows):
-        shown = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in row["predictions"])
+        if "text" in row:
+            shown = row["text"]
+        else:
+            shown = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in row["predictions"])
         print(f"{_name(item)}: {shown}")
     return 0
 
 
-def _top(model: nn.Module, items: Sequence[Item], k: int, labels: list[str] | None) -> list[list[dict[str, Any]]]:
-    """The top `k` classes of each item, best first."""
-    import torch  # only once the command runs
-
-    from .inputs import model_inputs
-
-    batch = model_inputs(model, [item.value for item in items])
-    with torch.inference_mode():
-        output = model(**batch) if isinstance(batch, dict) else model(*batch)
-        logits = output if isinstance(output, torch.Tensor) else output[0]
-        probabilities = logits.float().softmax(dim=-1)
-    top = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1)
-    return [_predictions(scores, indices, labels) for scores, indices in zip(top.values.tolist(), top.indices.tolist())]
-
-
-def _row(item: Item, predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    row: dict[str, Any] = {"input": item.value, "predictions": predictions}
+def _row(item: Item, result: Any) -> dict[str, Any]:
+    """An input's JSON row: its top classes (``predictions``) or, from a speech recognizer, its ``text``."""
+    row: dict[str, Any] = {"input": item.value}
+    if isinstance(result, dict):
+        row["text"] = result["text"]
+    else:
+        row["predictions"] = [{"label": p["label"], "probability": round(p["score"], 4)} for p in result]
     if item.source is not None:
         row["source"] = item.source
     return row
@@ -86,9 +78,3 @@ def _name(item: Item) -> str:
         return item.value
     text = item.value if len(item.value) <= _SHOWN_TEXT else item.value[:_SHOWN_TEXT - 3] + "..."
     return f"{item.source} {text!r}"
-
-
-def _predictions(scores: list[float], indices: list[int], labels: list[str] | None) -> list[dict[str, Any]]:
-    """The top classes of one input, best first: the class name (its index when unnamed) and its probability."""
-    return [{"label": labels[i] if labels and i < len(labels) else str(i), "probability": round(s, 4)}
-            for s, i in zip(scores, indices)]
