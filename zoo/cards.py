@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -278,6 +279,34 @@ class WeightsCard(_PlainData):
 
 
 
+# ---------------------------------------------------------------------------- feature stages
+
+
+@dataclass(frozen=True)
+class FeatureStage(_PlainData):
+    """One feature map an image model offers to ``zoo.create(name, features_only=True)`` (timm's `feature_info`).
+
+    `module` is the dotted path of the module whose output is the map, `channels` its channel count and
+    `reduction` how many input pixels one of its pixels spans (the stride from the input: 2, 4, 8, ...).
+    """
+
+    module: str
+    """Dotted path of the module whose output is the feature map (timm's ``module``); `zoo.create` checks it."""
+    channels: int
+    """Channels of the map (timm's ``num_chs``)."""
+    reduction: int
+    """Stride of the map from the input, e.g. 4 for a map a quarter of the input's side (timm's ``reduction``)."""
+
+    def __post_init__(self) -> None:
+        _check_type("FeatureStage", "module", self.module, str)
+        if not self.module:
+            raise _fail("FeatureStage", "module", "must not be empty")
+        for name in ("channels", "reduction"):
+            _check_type("FeatureStage", name, getattr(self, name), int)
+            if getattr(self, name) <= 0:
+                raise _fail("FeatureStage", name, f"must be positive, got {getattr(self, name)}")
+
+
 # ---------------------------------------------------------------------------- recipes
 
 
@@ -371,6 +400,9 @@ class ModelCard(_PlainData):
     """Family-specific data (JSON values), e.g. ``lora_targets``, ``builder_weights``."""
     recipe: Recipe | None = None
     """The recipe a card was derived from; set by zoo."""
+    feature_stages: Sequence[FeatureStage] = ()
+    """Feature maps from the input side on (`FeatureStage`: module, channels, reduction), what
+    ``zoo.create(name, features_only=True, out_indices=...)`` returns; empty: the model offers none."""
 
     def __post_init__(self) -> None:
         _check_name("ModelCard", self.name)
@@ -417,6 +449,7 @@ class ModelCard(_PlainData):
         object.__setattr__(self, "extra", _freeze(self.extra))
         if self.recipe is not None and not isinstance(self.recipe, Recipe):
             object.__setattr__(self, "recipe", _wrap(owner, "recipe", lambda: Recipe.from_dict(self.recipe)))
+        object.__setattr__(self, "feature_stages", _feature_stages(owner, self.feature_stages))
 
     @property
     def has_weights(self) -> bool:
@@ -464,6 +497,22 @@ class ModelCard(_PlainData):
             return self.weights[tag].input
         return self.input
 
+
+
+def _feature_stages(owner: str, stages: Any) -> tuple[FeatureStage, ...]:
+    """The `ModelCard.feature_stages` given as stages or plain mappings (as in JSON), checked."""
+    if not isinstance(stages, (list, tuple)):
+        raise _fail(owner, "feature_stages", f"must be a list of feature stages, got {stages!r}")
+    checked: list[FeatureStage] = []
+    for i, stage in enumerate(stages):
+        if not isinstance(stage, FeatureStage):
+            stage = _wrap(owner, f"feature_stages[{i}]", functools.partial(FeatureStage.from_dict, stage))
+        checked.append(stage)
+    modules = [stage.module for stage in checked]
+    repeated = sorted({m for m in modules if modules.count(m) > 1})
+    if repeated:
+        raise _fail(owner, "feature_stages", f"names module(s) {repeated} more than once")
+    return tuple(checked)
 
 
 def _wrap(owner: str, field_name: str, make: Callable[[], _T]) -> _T:
@@ -561,7 +610,7 @@ def field_reference() -> str:
              "are in [plugins.md](plugins.md). Fields are checked when a card is made; `head` and",
              "`layer_groups` are checked against the built model by `zoo.create`, and the rest by",
              "`zoo.testing.check_plugin`."]
-    for cls in (ModelCard, WeightsCard, Recipe, ImageInput, TextInput, AudioInput):
+    for cls in (ModelCard, WeightsCard, Recipe, FeatureStage, ImageInput, TextInput, AudioInput):
         summary = " ".join((cls.__doc__ or "").split("\n\n")[0].split())
         lines += ["", f"## `zoo.{cls.__name__}`", "", summary, "", "| field | type | default | meaning |",
                   "|---|---|---|---|"]
