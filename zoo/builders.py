@@ -16,7 +16,7 @@ from .cards import ModelCard
 from .errors import InvalidArgumentError, PluginError
 from .trust import check_registered
 
-CREATE_OPTIONS = ("pretrained", "num_classes", "freeze", "freeze_bn")
+CREATE_OPTIONS = ("pretrained", "num_classes", "freeze", "freeze_bn", "features_only", "out_indices")
 
 
 def import_builder(card: ModelCard) -> Callable[..., Any]:

@@ -41,6 +41,8 @@ def create(
     pretrained: bool | None = None,
     num_classes: int | None = None,
     freeze: Any = None,
+    features_only: bool | None = None,
+    out_indices: Any = None,
     **kwargs: Any,
 ) -> torch.nn.Module:
     """Build a registered model.
@@ -56,6 +58,10 @@ def create(
             over layer groups, or name patterns); ``False`` freezes nothing, whatever a recipe says.
             A recipe that freezes a model with weights refuses ``pretrained=False`` unless `freeze`
             is given too.
+        features_only: return a module whose forward gives a list of feature maps, the card's
+            `feature_stages` (``model.feature_info`` as timm's); weights load without the head.
+        out_indices: with `features_only`, the stages to return (default all); negative indices count
+            from the end.
         **kwargs: keyword arguments of the model's builder; unknown ones are an error. A builder's
             own weights keyword (torchvision's ``weights="DEFAULT"``) selects zoo's weights tag, loaded
             and checked by zoo, where the card maps it (`BUILDER_WEIGHTS`).
@@ -71,9 +77,13 @@ def create(
 
         freeze_bn = kwargs.pop("freeze_bn", "frozen")
         plan = saved_plan(name, pretrained=pretrained, **kwargs)
-        return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+        if not _features_wanted(plan.card, features_only, out_indices):
+            return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+        model = assemble(plan, num_classes=0 if plan.card.head else None, freeze=freeze, freeze_bn=freeze_bn)
+        return _features(model, out_indices)
     resolved = default_registry().resolve(name)
-    return build(resolved, pretrained=pretrained, num_classes=num_classes, freeze=freeze, **kwargs)
+    return build(resolved, pretrained=pretrained, num_classes=num_classes, freeze=freeze,
+                 features_only=features_only, out_indices=out_indices, **kwargs)
 
 
 def build(
@@ -82,13 +92,16 @@ def build(
     pretrained: bool | None = None,
     num_classes: int | None = None,
     freeze: Any = None,
+    features_only: bool | None = None,
+    out_indices: Any = None,
     **kwargs: Any,
 ) -> torch.nn.Module:
     """Build the model a `Resolved` names (the part of `create` after the lookup)."""
     resolved, pretrained = _builder_weights(resolved, kwargs, pretrained)
     _refuse_frozen_random_layers(resolved, pretrained=pretrained, freeze=freeze)
     card = resolved.card
-    given = {"pretrained": pretrained, "num_classes": num_classes, "freeze": freeze}
+    given = {"pretrained": pretrained, "num_classes": num_classes, "freeze": freeze,
+             "features_only": features_only, "out_indices": out_indices}
     options = {**resolved.options, **{k: v for k, v in given.items() if v is not None}, **kwargs}
     missing = [key for key in resolved.required if options.get(key) is None]
     if missing:
@@ -98,10 +111,41 @@ def build(
     num_classes = checked_num_classes(options.pop("num_classes", None))
     freeze = options.pop("freeze", None)
     freeze_bn = options.pop("freeze_bn", "frozen")
+    features_only, out_indices = options.pop("features_only", None), options.pop("out_indices", None)
     check_input_sizes(options)
 
+    if _features_wanted(card, features_only, out_indices):
+        if num_classes:
+            raise InvalidArgumentError(f"model {card.name!r}: features_only=True returns feature maps, not "
+                                       f"classes; leave out num_classes={num_classes}")
+        # The head's weights load (strictly, as with the head) and the head is then removed.
+        plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=None)
+        model = assemble(plan, num_classes=0 if card.head else None, freeze=freeze, freeze_bn=freeze_bn)
+        return _features(model, out_indices)
     plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=num_classes)
     return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+
+
+def _features_wanted(card: ModelCard, features_only: Any, out_indices: Any) -> bool:
+    """Whether to build the feature maps; `out_indices` are checked against the card now, before any build."""
+    if features_only is not None and not isinstance(features_only, bool):
+        raise InvalidArgumentError(f"features_only must be True or False, got {features_only!r}")
+    if not features_only:
+        if out_indices is not None:
+            raise InvalidArgumentError(f"out_indices={out_indices!r} selects feature maps; it needs "
+                                       "features_only=True")
+        return False
+    from .features import feature_indices  # torch; imported here to keep torch off zoo's import path
+
+    feature_indices(card, out_indices)
+    return True
+
+
+def _features(model: torch.nn.Module, out_indices: Any) -> torch.nn.Module:
+    """The built model wrapped to return the feature maps of its card's stages at `out_indices`."""
+    from .features import features_model  # torch; imported here to keep torch off zoo's import path
+
+    return features_model(model, card_of(model), out_indices)
 
 
 def _refuse_frozen_random_layers(resolved: Resolved, *, pretrained: bool | None, freeze: Any) -> None:
@@ -241,6 +285,9 @@ def check_structure(model: torch.nn.Module, card: ModelCard) -> None:
     missing = [group for group in card.layer_groups if group not in modules]
     if missing:
         problems.append(("layer_groups", f"field 'layer_groups' names {', '.join(map(repr, missing))}"))
+    stages = [stage.module for stage in card.feature_stages if stage.module not in modules]
+    if stages:
+        problems.append(("feature_stages", f"field 'feature_stages' names {', '.join(map(repr, stages))}"))
     if not problems:
         return
     claim = _claim_of(card)

@@ -51,6 +51,8 @@ class Family:
     helpers put them in the group of the parameter before them, the stem.
     `defaults` are builder keywords every card of the family gets. `size_keyword` is the
     builder keyword fixing the input size, for architectures whose weights need one.
+    `features` says whether its cards get `feature_stages` (`feature_stages` finds them); False for
+    architectures without channels-first maps (ViT's tokens, Swin's channels-last maps).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Family:
     size_keyword: str | None = None
     key_map: str | None = None
     lora_targets: tuple[str, ...] = ()
+    features: bool = True
 
 
 _AUX_DEFAULTS = {"aux_logits": False, "transform_input": True, "init_weights": False}
@@ -78,12 +81,12 @@ FAMILIES = (
     Family("mobilenet_v3", r"mobilenet_v3_\w+", "MobileNetV3", ("features.*", "classifier.*")),
     Family("vit", r"vit_[bhl]_\d+", "Vision Transformer",
            ("conv_proj", "encoder.layers.*", "encoder.ln", "heads.*"),
-           free=("class_token", "encoder.pos_embedding"), size_keyword="image_size",
+           free=("class_token", "encoder.pos_embedding"), size_keyword="image_size", features=False,
            lora_targets=("encoder.layers.*.self_attention.out_proj", "encoder.layers.*.mlp.0",
                          "encoder.layers.*.mlp.3")),
-    Family("swin", r"swin_[tsb]", "Swin Transformer", ("features.*", "norm", "head"),
+    Family("swin", r"swin_[tsb]", "Swin Transformer", ("features.*", "norm", "head"), features=False,
            lora_targets=("features.*.attn.qkv", "features.*.attn.proj", "features.*.mlp.0", "features.*.mlp.3")),
-    Family("swin_v2", r"swin_v2_[tsb]", "Swin Transformer V2", ("features.*", "norm", "head"),
+    Family("swin_v2", r"swin_v2_[tsb]", "Swin Transformer V2", ("features.*", "norm", "head"), features=False,
            lora_targets=("features.*.attn.qkv", "features.*.attn.proj", "features.*.mlp.0", "features.*.mlp.3")),
     Family("maxvit", r"maxvit_t", "MaxViT", ("stem", "blocks.*", "classifier.*")),
     Family("densenet", r"densenet\d+", "DenseNet", ("features.*", "classifier")),
@@ -168,6 +171,61 @@ def expand_groups(model: nn.Module, family: Family) -> list[str]:
             raise SystemExit(f"{family.name}: parameter {name!r} lies in {len(owners)} layer groups {owners}; "
                              f"fix the family's groups in zoo_vision.generate")
     return prefixes
+
+
+FEATURE_INPUT = 224  # the side of the input the stages are measured with
+
+
+def feature_stages(builder_name: str, defaults: dict[str, Any], family: Family, head: str) -> list[dict[str, Any]]:
+    """The stages `features_only=True` returns: of the modules making the layer groups before the head (with
+    the parameter-free children beside them, such as ResNet's ``relu``), the last to output each reduction
+    before the head runs.
+
+    Measured with a forward pass of a `FEATURE_INPUT` image on the meta device (shapes only, no memory);
+    a module counts when it runs once and outputs a channels-first map larger than 1x1. Reductions are
+    rounded to a power of two (valid convolutions make Inception's maps a pixel or two smaller).
+    """
+    if not family.features:
+        return []
+    skeleton = build_skeleton(builder_name, defaults).eval()
+    modules = dict(skeleton.named_modules())
+    candidates: list[str] = []
+    for pattern in family.groups:
+        if pattern == "*" or pattern.endswith(".*"):
+            parent = "" if pattern == "*" else pattern[:-2]
+            candidates += [f"{parent}.{child}" if parent else child for child, _ in modules[parent].named_children()]
+        else:
+            candidates.append(pattern)
+    candidates = [c for c in candidates if c != head and not c.startswith(head + ".") and c in modules
+                  and not isinstance(modules[c], nn.Dropout)]
+    seen: list[tuple[str, int, int]] = []
+    calls: dict[str, int] = {}
+
+    def record(name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            calls[name] = calls.get(name, 0) + 1
+            if calls.get(head):  # what runs after the head (SqueezeNet's last ReLU) is no feature map
+                return
+            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] > 1:
+                reduction = 2 ** round(math.log2(FEATURE_INPUT / output.shape[-1]))
+                seen.append((name, int(output.shape[1]), reduction))
+        return hook
+
+    handles = [modules[name].register_forward_hook(record(name)) for name in [*candidates, head]]
+    device = next(skeleton.parameters()).device
+    with torch.no_grad():
+        skeleton(torch.zeros(1, 3, FEATURE_INPUT, FEATURE_INPUT, device=device))
+    for handle in handles:
+        handle.remove()
+    last: dict[int, tuple[str, int]] = {}
+    for name, channels, reduction in seen:
+        if calls[name] == 1:
+            last[reduction] = (name, channels)
+    stages = [{"module": last[r][0], "channels": last[r][1], "reduction": r} for r in sorted(last)]
+    order = {name: i for i, (name, _, _) in enumerate(seen)}
+    if [order[s["module"]] for s in stages] != sorted(order[s["module"]] for s in stages):
+        raise SystemExit(f"{builder_name}: feature stages {stages} do not run in order of reduction")
+    return stages
 
 
 # ---------------------------------------------------------------------------- weights metadata
@@ -324,8 +382,9 @@ def card_dicts(builder_name: str, labels: dict[str, list[str]]) -> list[dict[str
             "default_weights": default,
             "num_features": num_features,
             "extra": extra,
+            "feature_stages": feature_stages(builder_name, defaults, family, head),
         }
-        cards.append({k: v for k, v in card.items() if v not in ({}, None)})
+        cards.append({k: v for k, v in card.items() if v not in ({}, None, [])})
     return cards
 
 

@@ -5,6 +5,13 @@ _LAYER_GROUPS = ["stem", "stages.0", "stages.1", "classifier"]
 _INPUT = zoo.ImageInput(size=64, resize_size=72)
 
 
+def _feature_stages(width: int) -> list[dict[str, object]]:
+    """The maps `zoo.create(name, features_only=True)` returns: each stride-2 block's output."""
+    return [{"module": "stem", "channels": width, "reduction": 2},
+            {"module": "stages.0", "channels": width, "reduction": 4},
+            {"module": "stages.1", "channels": width * 2, "reduction": 8}]
+
+
 def register(registry: zoo.Registrar) -> None:
     """Called once by zoo with a registrar that only registers (zoo plugin API 1, docs/plugins.md)."""
     for width, size in ((16, "s"), (32, "m")):
@@ -20,6 +27,7 @@ def register(registry: zoo.Registrar) -> None:
             head="classifier",
             layer_groups=_LAYER_GROUPS,
             num_features=width * 2,
+            feature_stages=_feature_stages(width),
         ))
     registry.register(zoo.Recipe(
         name="acme_ft",

@@ -1,0 +1,151 @@
+"""`zoo.create(name, features_only=True, out_indices=...)`: feature maps from the stages a card declares."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from weights_models import install, isolate_caches, net_card, save_net
+
+import zoo
+from zoo.cards import FeatureStage
+from zoo.errors import CardError, InvalidArgumentError
+
+STAGES = [{"module": "stem", "channels": 8, "reduction": 2}, {"module": "stage", "channels": 16, "reduction": 4}]
+
+
+# ---------------------------------------------------------------------------- card data
+
+
+def test_feature_stages_are_checked_card_data_that_round_trips():
+    card = net_card(feature_stages=STAGES)
+    assert card.feature_stages == (FeatureStage("stem", 8, 2), FeatureStage("stage", 16, 4))
+    assert zoo.ModelCard.from_dict(card.to_dict()) == card
+    assert card.to_dict()["feature_stages"] == STAGES
+    with pytest.raises(CardError, match="reduction.*must be positive") as err:
+        net_card(feature_stages=[{"module": "stem", "channels": 8, "reduction": 0}])
+    assert err.value.field == "feature_stages[0]"
+    with pytest.raises(CardError, match="more than once"):
+        net_card(feature_stages=[STAGES[0], STAGES[0]])
+    with pytest.raises(CardError, match="unknown field"):
+        net_card(feature_stages=[{**STAGES[0], "stride": 2}])
+
+
+def test_a_card_naming_a_stage_module_the_model_lacks_fails_at_create(monkeypatch):
+    install(monkeypatch, net_card(feature_stages=[{"module": "stages.9", "channels": 8, "reduction": 2}]))
+    with pytest.raises(CardError, match="feature_stages.*stages.9") as err:
+        zoo.create("tnet")
+    assert err.value.field == "feature_stages"
+
+
+def test_the_vision_catalogue_declares_stages_without_torch():
+    card = zoo.get_card("resnet50")
+    assert [(s.module, s.channels, s.reduction) for s in card.feature_stages] == [
+        ("relu", 64, 2), ("layer1", 256, 4), ("layer2", 512, 8), ("layer3", 1024, 16), ("layer4", 2048, 32)]
+    convnets = [zoo.get_card(n) for n in zoo.list_models(modality="image") if zoo.get_card(n).builder.startswith(
+        "torchvision.") and zoo.get_card(n).family not in ("vit", "swin", "swin_v2")]
+    assert convnets and all(c.feature_stages for c in convnets)
+    for c in convnets:
+        assert [s.reduction for s in c.feature_stages] == sorted({s.reduction for s in c.feature_stages})
+
+
+# ---------------------------------------------------------------------------- create
+
+
+def test_features_only_returns_the_maps_of_out_indices_with_timm_style_feature_info(monkeypatch):
+    install(monkeypatch, net_card(feature_stages=STAGES))
+    full = zoo.create("tnet").eval()
+    model = zoo.create("tnet", features_only=True).eval()
+    model.load_state_dict({f"model.{k}": v for k, v in full.state_dict().items() if not k.startswith("classifier")})
+    x = torch.randn(2, 3, 32, 32)
+    maps = model(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 8, 16, 16), (2, 16, 8, 8)]
+    torch.testing.assert_close(maps[1], full.stage(full.stem(x)))
+    info = model.feature_info
+    assert info.channels() == [8, 16] and info.reduction() == [2, 4] and info.module_name() == ["stem", "stage"]
+    assert info.get_dicts() == [{"num_chs": 8, "reduction": 2, "module": "stem", "index": 0},
+                                {"num_chs": 16, "reduction": 4, "module": "stage", "index": 1}]
+    assert len(info) == 2 and info[1]["num_chs"] == 16
+    last = zoo.create("tnet", features_only=True, out_indices=(-1,))
+    assert last.feature_info.channels() == [16] and last.out_indices == (1,)
+    assert [tuple(m.shape) for m in last(x)] == [(2, 16, 8, 8)]
+    assert zoo.cards.card_of(model).num_classes == 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"features_only": True, "out_indices": (0, 2)}, r"\[2\] out of range.*indices 0 to 1.*0: stem \(8 ch, /2\)"),
+    ({"features_only": True, "out_indices": (-3,)}, r"\[-3\] out of range"),
+    ({"features_only": True, "out_indices": (1, -1)}, "more than once"),
+    ({"features_only": True, "out_indices": 1}, "list or tuple"),
+    ({"out_indices": (0,)}, "needs features_only=True"),
+    ({"features_only": True, "num_classes": 5}, "leave out num_classes"),
+    ({"features_only": "yes"}, "True or False"),
+])
+def test_bad_feature_options_are_errors_before_any_build(monkeypatch, kwargs, message):
+    install(monkeypatch, net_card(feature_stages=STAGES))
+    with pytest.raises(InvalidArgumentError, match=message):
+        zoo.create("tnet", **kwargs)
+
+
+def test_a_card_without_stages_says_so(monkeypatch):
+    install(monkeypatch, net_card())
+    with pytest.raises(InvalidArgumentError, match="declares no feature stages"):
+        zoo.create("tnet", features_only=True)
+
+
+def test_pretrained_weights_load_into_a_features_only_model_without_its_head(monkeypatch, tmp_path):
+    isolate_caches(monkeypatch, tmp_path)
+    net, digest = save_net(tmp_path / "w.safetensors")
+    weights = {"v1": {"source": str(tmp_path / "w.safetensors"), "sha256": digest, "num_classes": 10}}
+    install(monkeypatch, net_card(weights=weights, default="v1", feature_stages=STAGES))
+    model = zoo.create("tnet", pretrained=True, features_only=True, out_indices=(0, 1)).eval()
+    assert not [k for k in model.state_dict() if "classifier" in k]
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        stem = net.stem(x)
+        expected = [stem, net.stage(stem)]
+        for got, want in zip(model(x), expected, strict=True):
+            torch.testing.assert_close(got, want)
+
+
+def test_the_example_plugin_declares_its_stages(acme):
+    model = zoo.create("acme_net_m", features_only=True, out_indices=(0, -1)).eval()
+    assert model.feature_info.channels() == [32, 64] and model.feature_info.reduction() == [2, 8]
+    assert [tuple(m.shape) for m in model(torch.randn(1, 3, 64, 64))] == [(1, 32, 32, 32), (1, 64, 8, 8)]
+
+
+def test_resnet50_features_equal_timms_with_the_same_weights():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    ours = zoo.create("resnet50", features_only=True).eval()
+    theirs = timm.create_model("resnet50", features_only=True, pretrained=False).eval()
+    state = {k.removeprefix("model."): v for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(state)  # strict: the same keys, and no head on either side
+    assert ours.feature_info.channels() == theirs.feature_info.channels()
+    assert ours.feature_info.reduction() == theirs.feature_info.reduction()
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        for a, b in zip(ours(x), theirs(x), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+# ---------------------------------------------------------------------------- the whole catalogue
+
+
+def _catalogue_with_stages() -> list[str]:
+    return [n for n in zoo.list_models(modality="image")
+            if zoo.get_card(n).builder.startswith("torchvision.") and zoo.get_card(n).feature_stages
+            and zoo.get_card(n).recipe is None]  # recipes (fine-tunes) need num_classes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _catalogue_with_stages())
+def test_every_catalogue_card_with_stages_gives_its_maps(name):
+    card = zoo.get_card(name)
+    model = zoo.create(name, features_only=True).eval()
+    side = max(224, int(card.extra.get("min_size", 0)))
+    with torch.no_grad():
+        maps = model(torch.zeros(1, 3, side, side))
+    assert [m.shape[1] for m in maps] == [s.channels for s in card.feature_stages]
+    for m, stage in zip(maps, card.feature_stages, strict=True):
+        assert abs(math.log2(side / m.shape[-1]) - math.log2(stage.reduction)) < 0.5, (stage, m.shape)
