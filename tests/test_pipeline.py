@@ -11,6 +11,7 @@ import soundfile
 import torch
 import trainer_models as tm
 from PIL import Image
+from torch import nn
 
 import zoo
 from zoo.cli import main
@@ -27,6 +28,18 @@ TINY_WAV2VEC2 = {"encoder_embed_dim": 32, "encoder_num_heads": 2, "encoder_ff_in
 def cards():
     with tm.trainer_cards_on_one_thread():
         yield
+
+
+class TinyTokenTagger(nn.Module):
+    """One label per token: embeddings, then a Linear head, over `[batch, tokens]`."""
+
+    def __init__(self, vocab_size: int = 200, num_classes: int = 3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, 8)
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        return self.head(self.embed(input_ids))
 
 
 def _scores(result):
@@ -105,6 +118,25 @@ def test_feature_extraction_returns_one_numpy_array_per_input():
     assert isinstance(one, np.ndarray) and one.shape == (2,)
     many = embed(["good fun", "great film and more"])
     assert [a.shape for a in many] == [(2,), (2,)] and np.allclose(many[0], one, atol=1e-6)
+
+
+def test_token_classification_gives_each_tokens_entity_as_transformers_does():
+    card = dataclasses.replace(tm.TEXT_CARD, name="pipeline_tagger", task="token-classification",
+                               builder="test_pipeline:TinyTokenTagger", defaults={"vocab_size": 200, "num_classes": 3},
+                               layer_groups=["embed", "head"])
+    zoo.default_registry().register(card)
+    model = zoo.create("pipeline_tagger")
+    tokenizer_for(model, train_texts=["anna lives in paris", "bob works at acme"])
+    with torch.no_grad():
+        model.head.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))  # every token: class 1
+    tag = zoo.pipeline(model)
+
+    entities = tag("anna lives in paris")
+    assert [(e["entity"], e["word"], e["index"]) for e in entities] == [
+        ("1", "anna", 0), ("1", "lives", 1), ("1", "in", 2), ("1", "paris", 3)]
+    assert [(e["start"], e["end"]) for e in entities] == [(0, 4), (5, 10), (11, 13), (14, 19)]
+    batch = tag(["bob", "anna lives in paris"])
+    assert len(batch[0]) == 1 and [e["word"] for e in batch[1]] == ["anna", "lives", "in", "paris"]
 
 
 def test_speech_recognition_with_a_built_in_ctc_card_gives_text(tmp_path):

@@ -6,7 +6,8 @@
     >>> zoo.pipeline("wav2vec2_base_ctc")({"raw": waveform, "sampling_rate": 44100})  # {"text": ...}
 
 Results are shaped like Hugging Face pipelines': classification gives ``top_k`` ``{"label", "score"}``
-dicts, best first; speech recognition ``{"text": ...}``; feature extraction a numpy array per input
+dicts, best first; token classification a list of ``{"entity", "score", "index", "word", "start", "end"}``
+per text; speech recognition ``{"text": ...}``; feature extraction a numpy array per input
 (``[features]`` for pooled models, ``[tokens or frames, features]`` otherwise). One input gives one
 result, a list (or a folder) gives a list. Inputs are prepared as the model's card says (the image
 transform, the audio sample rate and clip length, the text tokenizer), in batches of `batch_size`.
@@ -41,6 +42,8 @@ Batch: TypeAlias = "tuple[torch.Tensor, ...] | dict[str, torch.Tensor]"
 EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}  # what a folder is searched for
 SPEECH_RECOGNITION = "automatic-speech-recognition"
 FEATURE_EXTRACTION = "feature-extraction"
+TOKEN_CLASSIFICATION = "token-classification"
+IGNORED_ENTITIES = frozenset({"O"})  # token labels a token-classification result leaves out, as in transformers
 DEFAULT_TOP_K = 5
 
 
@@ -135,6 +138,8 @@ class Pipeline:
                 return _features(self.model, batch)
             output = self.model(**batch) if isinstance(batch, dict) else self.model(*batch)
         logits = output if isinstance(output, torch.Tensor) else output[0]
+        if self.task == TOKEN_CLASSIFICATION and logits.dim() == 3:
+            return [self._entities(text, row) for text, row in zip(items, logits.float().softmax(dim=-1).cpu())]
         if logits.dim() != 2:
             raise InvalidArgumentError(f"zoo.pipeline classifies with models that give one row of scores per input; "
                                        f"{self.card.name!r} ({self.task}) gives outputs of shape "
@@ -143,6 +148,21 @@ class Pipeline:
         top = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
         return [[{"label": self._label(i), "score": s} for s, i in zip(scores, indices)]
                 for scores, indices in zip(top.values.tolist(), top.indices.tolist())]
+
+    def _entities(self, text: str, probabilities: torch.Tensor) -> list[dict[str, Any]]:
+        """Each token's best label, as transformers' token-classification pipeline gives them (no aggregation):
+        ``{"entity", "score", "index", "word", "start", "end"}``, special tokens and ``O`` left out."""
+        encoding = tokenizer_for(self.model).tokenizer.encode(text)  # the same tokens as in the batch, unpadded
+        scores, indices = probabilities[:len(encoding.ids)].max(dim=-1)
+        entities = []
+        for position, (score, index) in enumerate(zip(scores.tolist(), indices.tolist())):
+            label = self._label(index)
+            if encoding.special_tokens_mask[position] or label in IGNORED_ENTITIES:
+                continue
+            start, end = encoding.offsets[position]
+            entities.append({"entity": label, "score": score, "index": position, "word": encoding.tokens[position],
+                             "start": start, "end": end})
+        return entities
 
     def _label(self, index: int) -> str:
         return self.labels[index] if self.labels and index < len(self.labels) else str(index)

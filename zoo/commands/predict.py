@@ -37,14 +37,14 @@ def add_commands(sub: Subcommands) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..pipelines import FEATURE_EXTRACTION, Pipeline  # reason: imports torch and Pillow, only once the command runs
+    from ..pipelines import FEATURE_EXTRACTION, TOKEN_CLASSIFICATION, Pipeline  # reason: torch, only when run
     from .inputs import predict_items  # reason: imports torch (through zoo.pipelines), only once the command runs
 
     model = load_model(args.model)
     runner = Pipeline(model, batch_size=args.batch_size, top_k=args.top_k)
-    if runner.task == FEATURE_EXTRACTION:
-        raise InvalidArgumentError(f"{args.model} is a feature extractor: it gives embeddings, not classes; use "
-                                   "zoo.pipeline in Python to get them as arrays")
+    if runner.task in (FEATURE_EXTRACTION, TOKEN_CLASSIFICATION):
+        raise InvalidArgumentError(f"{args.model} is a {runner.task} model: it gives embeddings or one label per "
+                                   "token, not classes per input; use zoo.pipeline in Python to get them")
     items = predict_items(model, args.inputs, text_column=args.text_column)
     results = runner([item.value for item in items])
     rows = [_row(item, result) for item, result in zip(items, results)]
