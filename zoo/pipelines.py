@@ -35,7 +35,7 @@ from .data.images import image_transform, read_image
 from .data.text import tokenizer_for
 from .errors import DataError, InvalidArgumentError
 from .factory import create
-from .names import LOCAL_PREFIX, is_saved_name
+from .names import is_saved_name, model_source
 
 Batch: TypeAlias = "tuple[torch.Tensor, ...] | dict[str, torch.Tensor]"
 
@@ -45,13 +45,6 @@ FEATURE_EXTRACTION = "feature-extraction"
 TOKEN_CLASSIFICATION = "token-classification"
 IGNORED_ENTITIES = frozenset({"O"})  # token labels a token-classification result leaves out, as in transformers
 DEFAULT_TOP_K = 5
-
-
-def model_source(name: str) -> str:
-    """`name` as `zoo.create` reads it: a folder on disk stands for ``local-dir:FOLDER``."""
-    if not is_saved_name(name) and os.path.isdir(name):
-        return f"{LOCAL_PREFIX}{name}"
-    return name
 
 
 def load_model(name: str) -> nn.Module:

@@ -1,25 +1,17 @@
 """The model a command works on: by name or from a folder, with its class names."""
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from .. import get_card
 from ..cards import ModelCard, card_labels, card_of
 from ..errors import InvalidArgumentError
 from ..factory import create
-from ..names import LOCAL_PREFIX, is_saved_name
+from ..names import is_saved_name, model_source
 from ..registry import default_registry
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-def model_source(name: str) -> str:
-    """`name` as `zoo.create` reads it: a folder on disk stands for ``local-dir:FOLDER``."""
-    if not is_saved_name(name) and os.path.isdir(name):
-        return f"{LOCAL_PREFIX}{name}"
-    return name
 
 
 def load_model(name: str) -> nn.Module:
