@@ -282,6 +282,14 @@ class WeightsCard(_PlainData):
 # ---------------------------------------------------------------------------- feature stages
 
 
+FEATURE_LAYOUTS = ("NCHW", "NHWC", "NLC")
+"""The tensor layouts a `FeatureStage` module may output."""
+
+ARCHITECTURE_OPTIONS = ("drop_rate", "drop_path_rate", "global_pool", "in_chans", "img_size")
+"""The architecture options of `zoo.create` a card maps in `ModelCard.create_options` (``checkpoint_path``,
+``device`` and ``dtype`` need no card data: every model takes them)."""
+
+
 @dataclass(frozen=True)
 class FeatureStage(_PlainData):
     """One feature map an image model offers to ``zoo.create(name, features_only=True)`` (timm's `feature_info`).
@@ -296,6 +304,12 @@ class FeatureStage(_PlainData):
     """Channels of the map (timm's ``num_chs``)."""
     reduction: int
     """Stride of the map from the input, e.g. 4 for a map a quarter of the input's side (timm's ``reduction``)."""
+    layout: str = "NCHW"
+    """What the module outputs: ``NCHW`` maps, ``NHWC`` maps (Swin), or ``NLC`` token sequences (a ViT's
+    encoder layers, a text or speech encoder's hidden states). Image models' maps are returned as ``NCHW``."""
+    prefix_tokens: int = 0
+    """For ``NLC`` stages of an image model: leading tokens (class, register) dropped before the tokens are
+    laid out on the patch grid."""
 
     def __post_init__(self) -> None:
         _check_type("FeatureStage", "module", self.module, str)
@@ -305,6 +319,19 @@ class FeatureStage(_PlainData):
             _check_type("FeatureStage", name, getattr(self, name), int)
             if getattr(self, name) <= 0:
                 raise _fail("FeatureStage", name, f"must be positive, got {getattr(self, name)}")
+        if self.layout not in FEATURE_LAYOUTS:
+            raise _fail("FeatureStage", "layout", f"must be one of {FEATURE_LAYOUTS}, got {self.layout!r}")
+        _check_type("FeatureStage", "prefix_tokens", self.prefix_tokens, int)
+        if self.prefix_tokens < 0:
+            raise _fail("FeatureStage", "prefix_tokens", f"must not be negative, got {self.prefix_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form; `layout` and `prefix_tokens` only where they differ from a plain ``NCHW`` map."""
+        data = super().to_dict()
+        for name, default in (("layout", "NCHW"), ("prefix_tokens", 0)):
+            if data.get(name) == default:
+                del data[name]
+        return data
 
 
 # ---------------------------------------------------------------------------- recipes
@@ -403,6 +430,10 @@ class ModelCard(_PlainData):
     feature_stages: Sequence[FeatureStage] = ()
     """Feature maps from the input side on (`FeatureStage`: module, channels, reduction), what
     ``zoo.create(name, features_only=True, out_indices=...)`` returns; empty: the model offers none."""
+    create_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """How the model honours `zoo.create`'s architecture options (keys from `ARCHITECTURE_OPTIONS`: ``drop_rate``,
+    ``drop_path_rate``, ``global_pool``, ``in_chans``, ``img_size``), each mapped to its family's spec (JSON
+    values, read by `zoo.create_options`); an option not listed is refused for this model."""
 
     def __post_init__(self) -> None:
         _check_name("ModelCard", self.name)
@@ -450,6 +481,14 @@ class ModelCard(_PlainData):
         if self.recipe is not None and not isinstance(self.recipe, Recipe):
             object.__setattr__(self, "recipe", _wrap(owner, "recipe", lambda: Recipe.from_dict(self.recipe)))
         object.__setattr__(self, "feature_stages", _feature_stages(owner, self.feature_stages))
+        _check_type(owner, "create_options", self.create_options, Mapping)
+        unknown = sorted(set(self.create_options) - set(ARCHITECTURE_OPTIONS))
+        if unknown:
+            raise _fail(owner, "create_options", f"names unknown option(s) {unknown}; known: {ARCHITECTURE_OPTIONS}")
+        for option, mapping in self.create_options.items():
+            if not isinstance(mapping, Mapping):
+                raise _fail(owner, "create_options", f"[{option!r}] must be a mapping, got {mapping!r}")
+        object.__setattr__(self, "create_options", _freeze(self.create_options))
 
     @property
     def has_weights(self) -> bool:
