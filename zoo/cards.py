@@ -325,14 +325,6 @@ class FeatureStage(_PlainData):
         if self.prefix_tokens < 0:
             raise _fail("FeatureStage", "prefix_tokens", f"must not be negative, got {self.prefix_tokens}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form; `layout` and `prefix_tokens` only where they differ from a plain ``NCHW`` map."""
-        data = super().to_dict()
-        for name, default in (("layout", "NCHW"), ("prefix_tokens", 0)):
-            if data.get(name) == default:
-                del data[name]
-        return data
-
 
 # ---------------------------------------------------------------------------- recipes
 
@@ -575,13 +567,19 @@ def _from_dict(cls: type[_T], data: Mapping[str, Any], owner: str) -> _T:
     return cls(**dict(data))
 
 
+# Defaults the JSON form leaves out, so plain NCHW stages read as before.
+_LEFT_OUT_DEFAULTS: dict[tuple[str, str], Any] = {("FeatureStage", "layout"): "NCHW",
+                                                  ("FeatureStage", "prefix_tokens"): 0}
+
+
 def _to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
         out = {}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             empty = value is None or (isinstance(value, (str, tuple, list, Mapping)) and not value)
-            if f.name != "kind" and empty:
+            key = (type(obj).__name__, f.name)
+            if f.name != "kind" and (empty or (key in _LEFT_OUT_DEFAULTS and _LEFT_OUT_DEFAULTS[key] == value)):
                 continue  # omit unset optional fields: cards read back the same
             out[f.name] = _to_dict(value)
         return out
