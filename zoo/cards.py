@@ -23,7 +23,8 @@ from .errors import CardError, ZooError
 MODALITIES = ("image", "text", "audio")
 # Metrics `ModelCard.headline_metric` prefers, in this order, over the first a weights card lists.
 HEADLINE_METRICS = ("acc@1", "top1", "accuracy")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+# An optional namespace segment (``timm/``: lowercase letters, digits, '_' or '-'), then the name itself.
+_NAME = re.compile(r"^(?:[a-z0-9][a-z0-9_\-]*/)?[A-Za-z][A-Za-z0-9_\-]*$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _BUILDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -366,7 +367,8 @@ def _check_name(owner: str, name: Any) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise CardError(
             f"{owner}: field 'name' must start with a letter and hold only letters, digits, '_' or '-'"
-            f" (no '.', which separates a weights tag), got {name!r}",
+            f" (no '.', which separates a weights tag), after at most one namespace such as 'timm/'"
+            f" (lowercase letters, digits, '_' or '-', then '/'), got {name!r}",
             field="name",
         )
 
