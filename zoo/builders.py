@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._imports import import_object
-from .cards import ModelCard
+from .cards import ARCHITECTURE_OPTIONS, ModelCard
 from .errors import InvalidArgumentError, PluginError
 from .trust import check_registered
 
-CREATE_OPTIONS = ("pretrained", "num_classes", "freeze", "freeze_bn", "features_only", "out_indices")
+CREATE_OPTIONS = ("pretrained", "num_classes", "freeze", "freeze_bn", "features_only", "out_indices", "drop_rate",
+                  "drop_path_rate", "global_pool", "in_chans", "img_size", "checkpoint_path", "device", "dtype")
 
 
 def import_builder(card: ModelCard) -> Callable[..., Any]:
@@ -44,6 +45,16 @@ def accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def names_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether `fn` names keyword `name` in its signature (``**kwargs`` does not count)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params and params[name].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                    inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
     """Reject keywords a builder does not name (builders with ``**kwargs`` are checked when called)."""
     try:
@@ -57,13 +68,15 @@ def check_kwargs(card: ModelCard, builder: Callable[..., Any], kwargs: Mapping[s
         raise _not_taken(card, builder, unknown)
 
 
-def known_keywords(builder: Callable[..., Any]) -> list[str]:
+def known_keywords(builder: Callable[..., Any], card: ModelCard | None = None) -> list[str]:
     """The keywords `zoo.create` takes for a builder: zoo's own options, then the builder's.
 
+    With a `card`, zoo's architecture options are those the card maps (`ModelCard.create_options`).
     For a builder taking ``**kwargs`` (torchvision's) these include the keywords with defaults of
     the model class its return annotation names, where it passes them on.
     """
-    known = list(CREATE_OPTIONS)
+    known = [option for option in CREATE_OPTIONS
+             if card is None or option not in ARCHITECTURE_OPTIONS or option in card.create_options]
     for fn in (builder, _model_class(builder)):
         known += [name for name in _keywords(fn) if name not in known]
     return known
@@ -101,7 +114,7 @@ def _model_class(builder: Callable[..., Any]) -> type | None:
 
 def _not_taken(card: ModelCard, builder: Callable[..., Any], unknown: list[str]) -> InvalidArgumentError:
     return InvalidArgumentError(f"model {card.name!r} does not take {', '.join(map(repr, unknown))}; "
-                                f"it takes {', '.join(known_keywords(builder))}")
+                                f"it takes {', '.join(known_keywords(builder, card))}")
 
 
 _UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
@@ -141,7 +154,9 @@ class BuildPlan:
     card to attach (its `defaults` are the builder's keywords), the weights to load or None, and
     whether the head's keys may be missing or of another shape. `saved_head` is the class count
     the head had when the model was saved (0: removed), replayed before loading; `location` is
-    recorded as the card's ``extra["weights_location"]``.
+    recorded as the card's ``extra["weights_location"]``. `key_map` (a card's ``"package.module:function"``)
+    is applied to `state` when the state's own keys fit the built model less well (a ``checkpoint_path``
+    file in its weights' original layout).
     """
 
     card: ModelCard
@@ -150,6 +165,7 @@ class BuildPlan:
     saved_head: int | None = None
     where: str = ""
     location: str | None = None
+    key_map: str | None = None
 
     @property
     def kwargs(self) -> dict[str, Any]:

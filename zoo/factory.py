@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_input_sizes, checked_num_classes, checked_pretrained
-from .builders import BuildPlan, accepts, call_builder, check_kwargs, import_builder
-from .cards import CARD_ATTRIBUTE, ModelCard, attach_card, card_of
+from .builders import BuildPlan, accepts, call_builder, check_kwargs, import_builder, names_keyword
+from .cards import ARCHITECTURE_OPTIONS, CARD_ATTRIBUTE, ImageInput, ModelCard, attach_card, card_of
+from .create_options import APPLIED_OPTIONS, UNIVERSAL_OPTIONS, CreateOptions, take_options
 from .errors import CardError, InvalidArgumentError, ZooError
 from .names import SAVED_PREFIXES, is_saved_name
 from .registry import Claim, Resolved, default_registry
@@ -64,7 +66,13 @@ def create(
             from the end.
         **kwargs: keyword arguments of the model's builder; unknown ones are an error. A builder's
             own weights keyword (torchvision's ``weights="DEFAULT"``) selects zoo's weights tag, loaded
-            and checked by zoo, where the card maps it (`BUILDER_WEIGHTS`).
+            and checked by zoo, where the card maps it (`BUILDER_WEIGHTS`). Also zoo's create-time options
+            (`zoo.create_options`), where the card maps them: ``drop_rate``, ``drop_path_rate``,
+            ``global_pool`` (``"avg"``, ``"max"``, ``"avgmax"``, or ``""`` with ``num_classes=0`` for the
+            unpooled map), ``in_chans`` (pretrained first-layer weights adapted), ``img_size`` (position
+            embeddings resampled); and for every model ``checkpoint_path`` (a local ``.safetensors`` file or
+            a folder saved by zoo, loaded head-aware), ``device`` and ``dtype`` (built and loaded there).
+            ``zoo.create_options.supported(zoo.get_card(name))`` lists what a model takes.
 
     The returned module carries its card as ``module.zoo_card``.
     """
@@ -76,10 +84,15 @@ def create(
         from .weights.saved import saved_plan  # reads files with torch and safetensors
 
         freeze_bn = kwargs.pop("freeze_bn", "frozen")
+        given = {k: kwargs.pop(k) for k in (*ARCHITECTURE_OPTIONS, *UNIVERSAL_OPTIONS) if k in kwargs}
         plan = saved_plan(name, pretrained=pretrained, **kwargs)
-        if not _features_wanted(plan.card, features_only, out_indices):
-            return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
-        model = assemble(plan, num_classes=0 if plan.card.head else None, freeze=freeze, freeze_bn=freeze_bn)
+        plan, options = _saved_options(plan, given)
+        features = _features_wanted(plan.card, features_only, out_indices)
+        _check_unpooled(plan.card, options, num_classes, features)
+        if not features:
+            return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn, options=options)
+        model = assemble(plan, num_classes=0 if plan.card.head else None, freeze=freeze, freeze_bn=freeze_bn,
+                         options=options)
         return _features(model, out_indices)
     resolved = default_registry().resolve(name)
     return build(resolved, pretrained=pretrained, num_classes=num_classes, freeze=freeze,
@@ -112,18 +125,53 @@ def build(
     freeze = options.pop("freeze", None)
     freeze_bn = options.pop("freeze_bn", "frozen")
     features_only, out_indices = options.pop("features_only", None), options.pop("out_indices", None)
+    builder = import_builder(card)
+    create_options = take_options(card, options, builder_takes=lambda option: names_keyword(builder, option))
+    options.update(create_options.builder_keywords())
     check_input_sizes(options)
+    checkpoint = create_options.checkpoint_path
+    if checkpoint is not None:
+        if given["pretrained"]:
+            raise InvalidArgumentError(f"model {card.name!r}: checkpoint_path={str(checkpoint)!r} loads the weights "
+                                       "of that file, and pretrained=True those of the card; pass one of them")
+        pretrained = False
 
-    if _features_wanted(card, features_only, out_indices):
+    features = _features_wanted(card, features_only, out_indices)
+    _check_unpooled(card, create_options, num_classes, features)
+    if features:
         if num_classes:
             raise InvalidArgumentError(f"model {card.name!r}: features_only=True returns feature maps, not "
                                        f"classes; leave out num_classes={num_classes}")
         # The head's weights load (strictly, as with the head) and the head is then removed.
-        plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=None)
-        model = assemble(plan, num_classes=0 if card.head else None, freeze=freeze, freeze_bn=freeze_bn)
+        plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=None, checkpoint=checkpoint)
+        model = assemble(plan, num_classes=0 if card.head else None, freeze=freeze, freeze_bn=freeze_bn,
+                         options=create_options)
         return _features(model, out_indices)
-    plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=num_classes)
-    return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn)
+    plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=num_classes, checkpoint=checkpoint)
+    return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn, options=create_options)
+
+
+def _saved_options(plan: BuildPlan, given: dict[str, Any]) -> tuple[BuildPlan, CreateOptions]:
+    """A saved model's create-time options: those it was built with (replayed), then the caller's."""
+    card = plan.card
+    if given.get("checkpoint_path") is not None:
+        raise InvalidArgumentError(f"{card.name!r} is a saved model and loads its own weights; checkpoint_path= "
+                                   "is for a registered name: zoo.create(NAME, checkpoint_path=...)")
+    replayed = card.extra.get(APPLIED_OPTIONS)
+    options = take_options(card, given, replayed=replayed if isinstance(replayed, dict) else None)
+    keywords = {**options.builder_keywords(), **given}  # `given` keeps what the builder takes by name
+    check_input_sizes(keywords)
+    if keywords:
+        plan = dataclasses.replace(plan, card=dataclasses.replace(card, defaults={**card.defaults, **keywords}))
+    return plan, options
+
+
+def _check_unpooled(card: ModelCard, options: CreateOptions, num_classes: int | None, features: bool) -> None:
+    """``global_pool=""`` (zoo's pooling) leaves a map the head cannot read: it needs ``num_classes=0``."""
+    if options.module_values().get("global_pool") == "" and num_classes != 0 and not features:
+        raise InvalidArgumentError(f"model {card.name!r}: global_pool='' leaves the feature map unpooled, which "
+                                   "its head cannot read; pass num_classes=0 too (the model then returns the "
+                                   "[N, C, H, W] map), or pick a pooling: 'avg', 'max' or 'avgmax'")
 
 
 def _features_wanted(card: ModelCard, features_only: Any, out_indices: Any) -> bool:
@@ -216,8 +264,9 @@ def _refuse_builder_download(card: ModelCard, kwargs: Mapping[str, Any]) -> None
 
 
 def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bool,
-                  num_classes: int | None) -> BuildPlan:
-    """The plan for a registered model: its card, the builder's keywords, and its weights when `pretrained`."""
+                  num_classes: int | None, checkpoint: Path | None = None) -> BuildPlan:
+    """The plan for a registered model: its card, the builder's keywords, and its weights when `pretrained`
+    (or those of a local `checkpoint` file)."""
     card = resolved.card
     tag = None
     if pretrained:
@@ -229,6 +278,11 @@ def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bo
     builder_kwargs = {**card.defaults, **options}
     check_kwargs(card, builder, builder_kwargs)  # before any download
     takes_classes = accepts(builder, "num_classes")
+    if checkpoint is not None:
+        from .weights.pretrained import checkpoint_plan  # reads weights with torch
+
+        return checkpoint_plan(card, checkpoint, builder_kwargs, takes_classes=takes_classes,
+                               num_classes=num_classes)
     if tag is not None:
         from .weights.pretrained import pretrained_plan  # reads weights with torch
 
@@ -241,35 +295,90 @@ def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bo
 
 
 def assemble(plan: BuildPlan, *, num_classes: int | None = None, freeze: Any = None,
-             freeze_bn: str = "frozen") -> torch.nn.Module:
-    """Build what a plan describes: import the builder, build (lean when there are weights), load,
-    replay a saved head, attach the card, then give it `num_classes` outputs and `freeze` it."""
+             freeze_bn: str = "frozen", options: CreateOptions | None = None) -> torch.nn.Module:
+    """Build what a plan describes: import the builder, build (lean when there are weights, on the
+    options' device and dtype), apply the module options, adapt and load the weights, replay a saved head,
+    attach the card, then give it `num_classes` outputs and `freeze` it."""
     from .finetune.heads import reset_head  # torch
+    from .model_options import (  # torch
+        adapt_state,
+        apply_modules,
+        placed,
+        placed_state,
+        restore_unpooled,
+        torch_device,
+        torch_dtype,
+    )
     from .weights.loading import build_module  # torch
 
-    card = plan.card
+    options = options if options is not None else CreateOptions(plan.card.name)
+    card = _card_with_options(plan.card, options)
     builder = import_builder(card)
     kwargs = plan.kwargs
     check_kwargs(card, builder, kwargs)
     _refuse_builder_download(card, kwargs)
+    device, dtype = torch_device(options.device), torch_dtype(options.dtype)
 
     def prepare(model: torch.nn.Module) -> None:
         attach_card(model, card)
         check_structure(model, card)
         if plan.saved_head is not None and card.head:
             _replay_head(model, plan.saved_head)
+        apply_modules(model, card, options)
 
-    model = build_module(card, builder, kwargs, plan.state, head_optional=plan.head_optional, where=plan.where,
-                         prepare=prepare)
+    def adapt(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        state = adapt_state(model, card, options, _fitting_layout(model, state, plan), where=plan.where)
+        return state if device is None and dtype is None else placed_state(state, device, dtype)
+
+    with placed(device, dtype):
+        model = build_module(card, builder, kwargs, plan.state, head_optional=plan.head_optional,
+                             where=plan.where, prepare=prepare, adapt=adapt)
     if plan.location is not None:
         attach_card(model, dataclasses.replace(card, extra={**card.extra, "weights_location": plan.location}))
     if num_classes is not None and num_classes != card.num_classes:
         reset_head(model, num_classes)
+    restore_unpooled(model, card, options)
     if freeze is not None and freeze is not False:
         from .finetune.freezing import freeze as freeze_model  # torch
 
         freeze_model(model, freeze, bn=freeze_bn)
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)  # what the build left elsewhere (a no-op when all is in place)
     return model
+
+
+def _card_with_options(card: ModelCard, options: CreateOptions) -> ModelCard:
+    """The card a model built with `options` carries: the module options it replays when saved and rebuilt,
+    and an image input of ``img_size`` (the resize scaled alike)."""
+    applied = options.module_values()
+    extra = {k: v for k, v in card.extra.items() if k != APPLIED_OPTIONS}
+    if applied:
+        extra[APPLIED_OPTIONS] = applied
+    size = options.values.get("img_size")
+    if not isinstance(size, int):
+        return dataclasses.replace(card, extra=extra) if extra != dict(card.extra) else card
+
+    def resized(spec: Any) -> Any:
+        if not isinstance(spec, ImageInput) or spec.size == size:
+            return spec
+        resize = round(spec.resize_size * size / spec.size) if spec.resize_size else None
+        return dataclasses.replace(spec, size=size, resize_size=resize)
+
+    weights = {tag: dataclasses.replace(w, input=resized(w.input)) if w.input is not None else w
+               for tag, w in card.weights.items()}
+    return dataclasses.replace(card, extra=extra, input=resized(card.input), weights=weights)
+
+
+def _fitting_layout(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
+                    plan: BuildPlan) -> Mapping[str, torch.Tensor]:
+    """`state` as it is, or through the plan's key map when that gives more of the model's keys."""
+    if not plan.key_map:
+        return state
+    from .weights.loading import apply_key_map  # torch
+
+    expected = set(model.state_dict())
+    mapped = apply_key_map(dict(state), plan.key_map, plan.where)
+    return mapped if len(expected & set(mapped)) > len(expected & set(state)) else state
 
 
 def check_structure(model: torch.nn.Module, card: ModelCard) -> None:

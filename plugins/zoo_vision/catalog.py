@@ -8,6 +8,8 @@ from typing import Any
 
 import zoo
 
+from .options import create_options
+
 CATALOG = Path(__file__).with_name("catalog.json")
 FORMAT_VERSION = 1
 
@@ -27,7 +29,8 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Any]:
 
 
 def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
-    """One card per catalogue entry; each label list is shared by the weights that use it."""
+    """One card per catalogue entry; each label list is shared by the weights that use it. Entries without
+    ``create_options`` get their family's from `zoo_vision.options`."""
     data = load_catalog(path)
     labels = {key: tuple(names) for key, names in data["labels"].items()}
     cards = []
@@ -39,5 +42,6 @@ def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
                 raise zoo.PluginError(f"{path}: weights {entry['name']}.{tag} name label list {key!r}, "
                                       f"which the file does not hold; regenerate it")
             weights[tag] = zoo.WeightsCard.from_dict({**w, "labels": labels.get(key)})
-        cards.append(zoo.ModelCard.from_dict({**entry, "weights": weights}))
+        options = entry.get("create_options") or create_options(entry["name"], entry.get("family"))
+        cards.append(zoo.ModelCard.from_dict({**entry, "weights": weights, "create_options": options}))
     return cards

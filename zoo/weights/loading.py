@@ -190,12 +190,13 @@ def _materialize_leftovers(model: nn.Module, loaded: Mapping[str, Any]) -> list[
         full = [f"{name}.{n}" if name else n for n in meta]
         if any(k in loaded for k in full) or not callable(getattr(module, "reset_parameters", None)):
             raise _CannotMaterialize(f"{name or type(module).__name__}: {', '.join(meta)}")
+        device = torch.get_default_device()  # the device a build is placed on (zoo.create(device=...)), else CPU
         for n, p in list(module.named_parameters(recurse=False)):
             if p.is_meta:
-                setattr(module, n, nn.Parameter(torch.empty_like(p, device="cpu"), requires_grad=p.requires_grad))
+                setattr(module, n, nn.Parameter(torch.empty_like(p, device=device), requires_grad=p.requires_grad))
         for n, b in list(module.named_buffers(recurse=False)):
             if b is not None and b.is_meta:
-                module.register_buffer(n, torch.empty_like(b, device="cpu"),
+                module.register_buffer(n, torch.empty_like(b, device=device),
                                        persistent=n not in module._non_persistent_buffers_set)
         module.reset_parameters()
         done += full
@@ -217,38 +218,48 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, on_meta: b
     return report
 
 
+Adapt = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
+"""Fits a state dict to the built module before it loads (shapes changed by create-time options, a key map
+chosen by the module's keys, tensors moved to the module's device and dtype)."""
+
+
 def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any],
                    state: Mapping[str, torch.Tensor], *, head_optional: bool, where: str,
-                   prepare: Callable[[nn.Module], None] | None = None, lean: bool = True) -> nn.Module:
+                   prepare: Callable[[nn.Module], None] | None = None, lean: bool = True,
+                   adapt: Adapt | None = None) -> nn.Module:
     """Build a module and load `state` into it; the lean path first, the ordinary path as fallback.
 
-    `prepare` runs after building and before loading (for example to swap a head as it was saved).
+    `prepare` runs after building and before loading (for example to swap a head as it was saved);
+    `adapt` then fits `state` to the built module.
     """
     model, on_meta = instantiate(card, builder, kwargs, lean=lean)
     if prepare is not None:
         prepare(model)
+    fitted = adapt(model, state) if adapt is not None else state
     if not on_meta:
-        load_into(model, state, on_meta=False, head=card.head, head_optional=head_optional, where=where)
+        load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where)
         return model
     try:
-        load_into(model, state, on_meta=True, head=card.head, head_optional=head_optional, where=where)
+        load_into(model, fitted, on_meta=True, head=card.head, head_optional=head_optional, where=where)
         return model
     except _CannotMaterialize as exc:
         log.debug("%s: cannot initialise %s after a meta build; building it normally", card.name, exc)
     model, _ = instantiate(card, builder, kwargs, lean=False)
     if prepare is not None:
         prepare(model)
-    load_into(model, state, on_meta=False, head=card.head, head_optional=head_optional, where=where)
+    fitted = adapt(model, state) if adapt is not None else state
+    load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where)
     return model
 
 
 def build_module(card: ModelCard, builder: Callable[..., Any], kwargs: dict[str, Any],
                  state: Mapping[str, torch.Tensor] | None, *, head_optional: bool, where: str,
-                 prepare: Callable[[nn.Module], None] | None = None) -> nn.Module:
-    """Build a module, with `state` loaded when given; `prepare` runs between building and loading."""
+                 prepare: Callable[[nn.Module], None] | None = None, adapt: Adapt | None = None) -> nn.Module:
+    """Build a module, with `state` loaded when given; `prepare` runs between building and loading, then
+    `adapt` fits the state to the built module."""
     if state is not None:
         return build_and_load(card, builder, kwargs, state, head_optional=head_optional, where=where,
-                              prepare=prepare)
+                              prepare=prepare, adapt=adapt)
     model: nn.Module = call_builder(card, builder, kwargs)
     if prepare is not None:
         prepare(model)
