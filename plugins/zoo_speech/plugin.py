@@ -36,6 +36,9 @@ _LORA = {"wav2vec2": ["encoder.transformer.layers.*.attention.q_proj", "encoder.
 # One card per (Hugging Face model_type, task) answers for "local-dir:" and "hf-hub:" checkpoints;
 # the config converter rebuilds whatever size the checkpoint has.
 _HF_ANSWERING = {"wav2vec2_base", "hubert_base", "wavlm_base"}
+# zoo.create(name, drop_rate=..., drop_path_rate=...): the transformer's dropout, and its LayerDrop (each
+# layer skipped in training with that probability: stochastic depth over whole layers).
+_ENCODER_OPTIONS = {"drop_rate": {"keyword": "encoder_dropout"}, "drop_path_rate": {"keyword": "encoder_layer_drop"}}
 
 
 def _encoder_weights(enc: Encoder) -> dict[str, zoo.WeightsCard]:
@@ -100,6 +103,7 @@ def _encoder_cards(enc: Encoder) -> list[zoo.ModelCard]:
             default_weights=next(iter(weights), None),
             num_features=params["encoder_embed_dim"],
             extra=extra,
+            create_options=_ENCODER_OPTIONS,
         ))
     return cards
 
@@ -121,6 +125,7 @@ def _kws_cards() -> list[zoo.ModelCard]:
             head="classifier",
             layer_groups=["input_norm", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "classifier"],
             num_features=4 * width,
+            create_options={"drop_rate": {"keyword": "dropout"}},  # the dropout before the classifier
         ))
     return cards
 

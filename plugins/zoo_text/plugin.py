@@ -23,6 +23,9 @@ from .catalog import (
 )
 
 FAMILY = {"bert": "bert", "distilbert": "bert", "roberta": "bert"}
+# zoo.create(name, drop_rate=...): the dropout of the embeddings and every layer (and of the head, unless a
+# checkpoint sets its own classifier dropout); the RNNs' dropout after pooling (and between stacked layers).
+CREATE_OPTIONS = {"drop_rate": {"keyword": "dropout"}}
 
 
 def register(registry: zoo.Registry) -> None:
@@ -52,6 +55,7 @@ def checkpoint_card(ckpt: Checkpoint) -> zoo.ModelCard:
         head="head", layer_groups=layer_groups(ckpt.shape["num_layers"]),
         weights={"hf": weights}, default_weights="hf", num_features=ckpt.shape["hidden_size"],
         aliases=ckpt.aliases, extra={"architecture": ckpt.arch, "lora_targets": LORA_TARGETS},
+        create_options=CREATE_OPTIONS,
     )
 
 
@@ -69,6 +73,7 @@ def generic_card(arch: str, model_types: tuple[str, ...], task: str) -> zoo.Mode
         extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types),
                "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config",
                "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS},
+        create_options=CREATE_OPTIONS,
     )
 
 
@@ -80,7 +85,7 @@ def rnn_card(name: str, options: dict) -> zoo.ModelCard:
         description=f"{kind} text classifier (embedding, pooled states, linear head) trained from scratch; "
                     "pair it with zoo.data.text.train_tokenizer on your texts",
         defaults={**RNN_DEFAULTS, **options}, input=zoo.TextInput(max_length=256),
-        head="head", layer_groups=["embedding", "rnn", "head"],
+        head="head", layer_groups=["embedding", "rnn", "head"], create_options=CREATE_OPTIONS,
     )
 
 

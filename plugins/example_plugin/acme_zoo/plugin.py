@@ -3,6 +3,8 @@ import zoo
 
 _LAYER_GROUPS = ["stem", "stages.0", "stages.1", "classifier"]
 _INPUT = zoo.ImageInput(size=64, resize_size=72)
+# zoo.create(name, global_pool="max", in_chans=1): zoo replaces the pooling layer and the first convolution.
+_CREATE_OPTIONS = {"global_pool": {"module": "pool.0"}, "in_chans": {"module": "stem.0"}}
 
 
 def _feature_stages(width: int) -> list[dict[str, object]]:
@@ -28,6 +30,7 @@ def register(registry: zoo.Registrar) -> None:
             layer_groups=_LAYER_GROUPS,
             num_features=width * 2,
             feature_stages=_feature_stages(width),
+            create_options=_CREATE_OPTIONS,
         ))
     registry.register(zoo.Recipe(
         name="acme_ft",
