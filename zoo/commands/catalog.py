@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import get_card
 from ..cards import MODALITIES, ModelCard
+from ..create_options import supported
 from ..errors import InvalidArgumentError, ZooError
 from ..names import is_saved_name
 from ..plugins import list_plugins
@@ -206,7 +207,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         claim = registry.claim(args.name)
         plugin, distribution = claim.plugin, claim.distribution
     if args.json:
-        print_json({**card.to_dict(), "plugin": plugin, "distribution": distribution})
+        print_json({**card.to_dict(), "plugin": plugin, "distribution": distribution,
+                    "supported_options": list(supported(card))})
         return 0
     _print_card(card, f"{plugin} ({distribution})")
     return 0
@@ -226,6 +228,7 @@ def _print_card(card: ModelCard, plugin: str) -> None:
         ("defaults", _kv(card.defaults)), ("head", card.head), ("num_features", card.num_features),
         ("layer groups", ", ".join(card.layer_groups)), ("aliases", ", ".join(card.aliases)),
         ("input", _kv(card.input.__dict__) if card.input else None),
+        ("create options", ", ".join(supported(card))),
         ("default weights", card.default_weights),
     ]
     for key, value in lines:
