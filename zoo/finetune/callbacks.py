@@ -12,7 +12,6 @@ a callback like any other: the trainer puts it first.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .checkpoint import CheckpointError
+from .monitoring import DEFAULT_MONITORS, Monitor, improves
 
 if TYPE_CHECKING:
     from .trainer import FitResult, Trainer
 
 HOOKS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_fit_end")
-MONITORS = ("val_accuracy", "val_loss", "train_loss")  # what BestModel watches, first present wins
+MONITORS = DEFAULT_MONITORS  # what BestModel watches by default, first present wins
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -56,24 +56,26 @@ class Callback:
 
 
 class BestModel(Callback):
-    """The monitored metric's best value so far: validation accuracy, else validation loss, else
-    training loss. When it improves, the trainer saves the model as the best one."""
+    """The monitored metric's best value so far. When it improves, the trainer saves the model as the best one.
 
-    def __init__(self) -> None:
+    The metric is `monitor` (any epoch metric, better higher or lower as `mode` says, by default as
+    its name says: `zoo.finetune.monitoring.default_mode`); without one, validation accuracy, else
+    validation loss, else training loss.
+    """
+
+    def __init__(self, monitor: str | None = None, mode: str | None = None) -> None:
+        self.watch = Monitor(monitor, mode)
         self.monitor: str | None = None
         self.value: float | None = None
         self.epoch: int | None = None
 
     def update(self, metrics: Mapping[str, Any]) -> bool:
         """Record `metrics` (one epoch's); True when they are the best so far."""
-        monitor = next((key for key in MONITORS if key in metrics), None)
-        if monitor is None:
+        read = self.watch.read(metrics)
+        if read is None:
             return False
-        value = float(metrics[monitor])
-        if math.isnan(value):
-            return False
-        higher = monitor.endswith("accuracy")
-        if self.value is None or (value > self.value if higher else value < self.value):
+        monitor, value, higher = read
+        if improves(value, self.value, higher):
             self.monitor, self.value, self.epoch = monitor, value, metrics["epoch"]
             return True
         return False

@@ -22,6 +22,7 @@ from ..errors import InvalidArgumentError
 from ._checks import (
     flag,
     is_int,
+    is_real,
     non_negative_number,
     one_of,
     positive_number,
@@ -29,7 +30,7 @@ from ._checks import (
     whole_number,
 )
 from .callbacks import warn_unknown_hooks
-from .options import LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULERS, STRATEGY_NAMES
+from .options import LOSSES, MONITOR_MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, STRATEGY_NAMES
 from .strategies import Strategy
 
 # What each option takes besides a name (the extension points a program fills in)
@@ -71,10 +72,23 @@ class TrainerConfig:
     handle_interrupt: bool = True
     feature_cache: bool | None = None
     feature_cache_dir: PathSpec | None = None
+    accumulate_grad_batches: int = 1
+    warmup_steps: int | None = None
+    warmup_epochs: float | None = None
+    ema_decay: float | None = None
+    ema_eval: bool = False
+    early_stopping_patience: int | None = None
+    min_delta: float = 0.0
+    monitor: str | None = None
+    monitor_mode: str | None = None
+    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         _check_numbers(self)
         _check_choices(self)
+        _check_training_options(self)
         _check_run_folder(self)
         _check_switches(self)
         _check_collections(self)
@@ -139,6 +153,46 @@ def _check_choices(config: TrainerConfig) -> None:
             "None, a device name such as 'cuda:0', or a torch.device")
 
 
+def _check_training_options(config: TrainerConfig) -> None:
+    """Accumulation, warm-up, EMA, early stopping, the monitored metric, label smoothing and mixing."""
+    whole_number("accumulate_grad_batches", config.accumulate_grad_batches, 1)
+    whole_number("warmup_steps", config.warmup_steps, 0, optional=True)
+    non_negative_number("warmup_epochs", config.warmup_epochs, optional=True)
+    if config.warmup_steps is not None and config.warmup_epochs is not None:
+        raise InvalidArgumentError("warmup_steps and warmup_epochs are exclusive: give one of them")
+    if has_warmup(config) and not (config.scheduler is None or isinstance(config.scheduler, str)):
+        raise InvalidArgumentError(f"warm-up works with the built-in schedulers ({', '.join(SCHEDULERS)} or None); "
+                                   "build it into your own scheduler, or drop warmup_steps/warmup_epochs")
+    ema = config.ema_decay
+    require("ema_decay", ema, ema is None or (is_real(ema) and 0 < ema < 1), "None or a number between 0 and 1")
+    if config.ema_eval and ema is None:
+        raise InvalidArgumentError("ema_eval=True needs ema_decay (e.g. 0.999): without it there is no average")
+    whole_number("early_stopping_patience", config.early_stopping_patience, 1, optional=True)
+    non_negative_number("min_delta", config.min_delta)
+    if config.min_delta and config.early_stopping_patience is None:
+        raise InvalidArgumentError("min_delta goes with early_stopping_patience (it is the smallest change that "
+                                   "counts as an improvement); give both or neither")
+    monitor = config.monitor
+    require("monitor", monitor, monitor is None or (isinstance(monitor, str) and monitor.startswith(
+        ("train_", "val_"))), "None or an epoch metric's name, such as 'val_loss' or 'val_accuracy'")
+    if config.monitor_mode is not None:
+        one_of("monitor_mode", config.monitor_mode, MONITOR_MODES, also=" or None")
+    smoothing = config.label_smoothing
+    require("label_smoothing", smoothing, is_real(smoothing) and 0 <= smoothing < 1, "a number from 0 up to 1 (not 1)")
+    if smoothing and config.loss != "cross_entropy":
+        raise InvalidArgumentError(f"label_smoothing goes with loss='cross_entropy', not loss={config.loss!r}")
+    for name in ("mixup_alpha", "cutmix_alpha"):
+        non_negative_number(name, getattr(config, name))
+    if (config.mixup_alpha or config.cutmix_alpha) and config.loss == "mse":
+        raise InvalidArgumentError("mixup_alpha and cutmix_alpha mix class targets: they go with "
+                                   "loss='cross_entropy' (or a loss of your own that takes soft targets), not 'mse'")
+
+
+def has_warmup(config: TrainerConfig) -> bool:
+    """Whether the run warms its learning rate up (a warm-up of 0 steps or epochs is none)."""
+    return bool(config.warmup_steps) or bool(config.warmup_epochs)
+
+
 def _check_run_folder(config: TrainerConfig) -> None:
     for name in ("checkpoint_dir", "feature_cache_dir"):
         value = getattr(config, name)
@@ -150,7 +204,7 @@ def _check_run_folder(config: TrainerConfig) -> None:
 
 
 def _check_switches(config: TrainerConfig) -> None:
-    for name in ("compile", "progress", "verbose", "handle_interrupt"):
+    for name in ("compile", "progress", "verbose", "handle_interrupt", "ema_eval"):
         flag(name, getattr(config, name))
     flag("channels_last", config.channels_last, optional=True)
     flag("feature_cache", config.feature_cache, optional=True)

@@ -7,6 +7,7 @@ with the device per step: losses stay on the device and are read every `LOSS_CHE
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Generator
 from typing import Any
@@ -20,14 +21,23 @@ from ..errors import ZooError
 from . import batches, distributed
 from .config import TrainerConfig
 from .metrics import Meter
+from .mixing import Mixing
+from .stepping import Updater, no_sync
 
 LOSS_CHECK_EVERY = 10  # steps between reads of the losses (the progress bar reads one as often)
 Loss = Callable[..., torch.Tensor]
+SCALER_PATIENCE = 20  # non-finite fp16 losses in a row (steps the scaler skipped) before a run stops
 
 
-def build_loss(config: TrainerConfig) -> Loss:
-    """The loss function `config.loss` names, or the callable given."""
+def build_loss(config: TrainerConfig, *, training: bool = False) -> Loss:
+    """The loss function `config.loss` names, or the callable given.
+
+    The training loss takes `config.label_smoothing`; the loss a run is measured with does not,
+    so ``val_loss`` stays the plain cross entropy whatever the smoothing.
+    """
     if config.loss == "cross_entropy":
+        if training and config.label_smoothing:
+            return functools.partial(cross_entropy, label_smoothing=float(config.label_smoothing))
         return cross_entropy
     if config.loss == "mse":
         return nn.MSELoss()
@@ -35,15 +45,16 @@ def build_loss(config: TrainerConfig) -> Loss:
     return config.loss
 
 
-def cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def cross_entropy(output: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross entropy per sample, or per token: scores ``(N, T, C)`` (class last, as token classifiers
     give them) against classes ``(N, T)``, averaged over the labelled tokens (targets of -100 count
-    for nothing; a batch without a labelled token has loss 0, not NaN)."""
+    for nothing; a batch without a labelled token has loss 0, not NaN). Soft targets ``(N, C)``
+    (class probabilities, as MixUp and CutMix make them) work too."""
     if output.dim() == 3 and target.dim() == 2 and output.shape[:2] == target.shape:
         total = F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1), reduction="sum",
-                                ignore_index=batches.IGNORE_INDEX)
+                                ignore_index=batches.IGNORE_INDEX, label_smoothing=label_smoothing)
         return total / target.ne(batches.IGNORE_INDEX).sum().clamp(min=1)
-    return F.cross_entropy(output, target, ignore_index=batches.IGNORE_INDEX)
+    return F.cross_entropy(output, target, ignore_index=batches.IGNORE_INDEX, label_smoothing=label_smoothing)
 
 
 def make_loader(config: TrainerConfig, context: distributed.Context, dataset: Dataset[Any], *, shuffle: bool,
@@ -63,7 +74,9 @@ def make_loader(config: TrainerConfig, context: distributed.Context, dataset: Da
 
 
 def autocast_for(config: TrainerConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast when asked for, or by default on a GPU that supports it; else nothing."""
+    """fp16 or bf16 autocast when asked for, bf16 by default on a GPU that supports it; else nothing."""
+    if config.precision == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
     bf16 = config.precision == "bf16" or (
         config.precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
     if not bf16:
@@ -78,28 +91,35 @@ def wants_channels_last(config: TrainerConfig, device: torch.device, model: nn.M
     return device.type == "cuda" and model is not None and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def train_steps(model: nn.Module, loss_fn: Loss, loader: DataLoader[Any], meter: Meter, *,
-                optimizer: torch.optim.Optimizer, scheduler: Any, grad_clip: float | None, clipped: nn.Module,
-                autocast: contextlib.AbstractContextManager[Any], channels_last: bool,
-                device: torch.device) -> Generator[torch.Tensor, None, None]:
-    """Train `model` on each batch of `loader` and yield the step's loss (still on the device).
+def train_steps(model: nn.Module, loss_fn: Loss, loader: DataLoader[Any], meter: Meter, *, updater: Updater,
+                first: int, epoch_batches: int, autocast: contextlib.AbstractContextManager[Any], channels_last: bool,
+                device: torch.device, mix: Mixing | None = None) -> Generator[torch.Tensor, None, None]:
+    """Train `model` on each batch of `loader` and yield the batch's loss (still on the device).
 
-    `clipped` is the module whose gradients `grad_clip` limits (the model itself, not a wrapper).
+    `first` is the index in the epoch of the loader's first batch and `epoch_batches` the epoch's
+    length: together they place each batch in its accumulation window (`Updater.window`).
+    With `mix`, each batch is mixed first and its training accuracy is measured against the
+    class that weighs most in its mixed target.
     """
     model.train()
+    updater.optimizer.zero_grad(set_to_none=True)
+    index = first
     for batch in loader:
         inputs, target = batches.split_batch(batches.to_device(batch, device, channels_last))
-        with autocast:
-            output = batches.logits(batches.forward(model, inputs))
-            loss = loss_fn(output, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_([p for p in clipped.parameters() if p.grad is not None], grad_clip)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        meter.update(loss, output, target)
+        measured = target
+        if mix is not None:
+            inputs, target = mix(inputs, target)
+            measured = target.argmax(dim=-1)
+        window, steps = updater.window(index, epoch_batches)
+        with no_sync(model, steps):
+            with autocast:
+                output = batches.logits(batches.forward(model, inputs))
+                loss = loss_fn(output, target)
+            updater.backward(loss, window)
+        if steps:
+            updater.step()
+        meter.update(loss, output, measured)
+        index += 1
         yield loss
 
 
@@ -131,7 +151,7 @@ class NonFiniteLosses:
     A scaler skips inf steps as part of its work, so with one `patience` counts skipped steps.
     """
 
-    def __init__(self, patience: int = 1) -> None:  # 1: no gradient scaler today
+    def __init__(self, patience: int = 1) -> None:  # 1 without a scaler; `SCALER_PATIENCE` with one
         self.patience = patience
         self.in_a_row = 0
         self._first: tuple[float, int, int] | None = None  # (loss, epoch, step) that began the current row

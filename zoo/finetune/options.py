@@ -6,10 +6,11 @@ choices; importing this module imports neither torch nor the rest of `zoo.finetu
 """
 from __future__ import annotations
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "onecycle", "linear", "constant")
 STRATEGY_NAMES = ("freeze_unfreeze", "no_freeze", "freeze", "unfreeze_milestones", "lora")
 DEFAULT_STRATEGY = STRATEGY_NAMES[0]
 BN_POLICIES = ("frozen", "affine", "train")
+MONITOR_MODES = ("min", "max")

@@ -1,8 +1,9 @@
 """What a training checkpoint holds, and the checks before a run resumes from one.
 
 A checkpoint (``last.pt``, format `CHECKPOINT_FORMAT`) records where the run stands (epoch, step),
-everything that changes as it trains (model, optimizer, scheduler, random generators, the partial
-epoch's metrics, the best-model tracker and every stateful callback) and the run's options
+everything that changes as it trains (model, optimizer, scheduler and warm-up, random generators,
+the partial epoch's metrics, the best-model tracker, the early-stopping counters, the fp16
+gradient scaler, the weight average and every stateful callback) and the run's options
 (`run_config`). A resume is refused before anything is loaded when the checkpoint is not a whole
 zoo checkpoint, was written for another model, or with other options than those in `RESUME_KEEPS`.
 """
@@ -25,7 +26,10 @@ from .optim import spec_name
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_KEYS = ("format", "epoch", "step", "global_step", "model", "optimizer", "rng", "history")
 # what a resumed run takes over from its checkpoint unchanged (epochs alone may differ)
-RESUME_KEEPS = ("seed", "batch_size", "world_size", "lr", "optimizer", "scheduler", "strategy")
+# the training options recorded as they are (checkpoints written before they existed lack them: not compared)
+TRAINING_KEEPS = ("accumulate_grad_batches", "warmup_steps", "warmup_epochs", "precision", "ema_decay", "monitor",
+                  "monitor_mode", "label_smoothing", "mixup_alpha", "cutmix_alpha")
+RESUME_KEEPS = ("seed", "batch_size", "world_size", "lr", "optimizer", "scheduler", "strategy", *TRAINING_KEEPS)
 
 
 def resume_path(config: TrainerConfig) -> Path | None:
@@ -45,7 +49,8 @@ def run_config(config: TrainerConfig, model: nn.Module, world_size: int, strateg
     return {"seed": config.seed, "batch_size": config.batch_size, "world_size": world_size,
             "epochs": config.epochs, "lr": config.lr, "optimizer": spec_name(config.optimizer),
             "scheduler": spec_name(config.scheduler or "constant"),
-            "strategy": getattr(strategy, "name", None), "model": fingerprint(model)}
+            "strategy": getattr(strategy, "name", None), "model": fingerprint(model),
+            **{key: getattr(config, key) for key in TRAINING_KEEPS}}
 
 
 def check_resumable(state: Any, path: Path, current: Mapping[str, Any],

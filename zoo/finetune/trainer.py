@@ -36,11 +36,14 @@ from . import checkpoint as ckpt
 from .callbacks import BestModel, Callback, Hooks, callback_states, load_callback_states
 from .checkpoint import CheckpointError, NonFiniteError, unwrap_ddp_and_compile
 from .config import FIELDS, TrainerConfig, make_config
+from .early_stopping import EarlyStopping
+from .ema import WeightAverage
 from .feature_cache import cached_features
 from .heads import get_head
 from .messages import say
 from .metrics import Meter, format_confusion, format_metrics, summary
-from .optim import build_optimizer, build_scheduler
+from .mixing import Mixing, build_mixing
+from .optim import build_optimizer, build_scheduler, optimizer_steps_per_epoch
 from .resume import (
     CHECKPOINT_FORMAT,
     check_resumable,
@@ -51,6 +54,7 @@ from .resume import (
     resume_path,
     run_config,
 )
+from .stepping import Updater, make_scaler
 from .strategies import Strategy, strategy_for
 
 __all__ = ["Callback", "FitResult", "Trainer", "TrainerConfig", "evaluate", "fit"]
@@ -68,7 +72,9 @@ class FitResult:
 
     `best` is the epoch the best-model tracker chose (by ``monitor``; its model is the one saved in
     ``best_dir`` when the run had a ``checkpoint_dir``), `last` the last finished epoch (the state
-    ``model`` is in). ``metrics`` and ``confusion`` are the last epoch's, as before.
+    ``model`` is in). ``metrics`` and ``confusion`` are the last epoch's, as before. `stopped` is a
+    run stopped on request (it can resume), `early_stopped` one that early stopping ended (it is
+    finished). `ema` holds the averaged weights (a state dict) when the run kept an average.
     """
 
     model: nn.Module
@@ -81,6 +87,8 @@ class FitResult:
     best_dir: Path | None = None
     checkpoint: Path | None = None
     stopped: bool = False
+    early_stopped: bool = False
+    ema: dict[str, torch.Tensor] | None = None
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -110,8 +118,11 @@ def fit(model: nn.Module, train: Any, val: Any = None, *, config: TrainerConfig 
         epochs, lr, batch_size (per process), strategy ("freeze_unfreeze" for zoo models),
         loss ("cross_entropy", "mse" or a callable), optimizer ("adamw", "adam", "sgd", an
         optimizer or a function of the parameter groups), scheduler ("cosine", "onecycle",
-        "linear", "constant", or a function of the optimizer), precision ("auto", "bf16",
-        "fp32"), compile, channels_last, checkpoint_dir, resume, seed, callbacks, verbose.
+        "linear", "constant", or a function of the optimizer), precision ("auto", "bf16", "fp16",
+        "fp32"), compile, channels_last, checkpoint_dir, resume, seed, callbacks, verbose;
+        accumulate_grad_batches, warmup_steps or warmup_epochs, ema_decay and ema_eval,
+        early_stopping_patience and min_delta, monitor and monitor_mode, label_smoothing,
+        mixup_alpha and cutmix_alpha (see docs/trainer.md, "Training options").
     """
     return Trainer(config, **options).fit(model, train, val)
 
@@ -130,10 +141,7 @@ class _Data:
     train_set: batches.SeededBatches
     train_loader: DataLoader[Any]
     val_loader: DataLoader[Any] | None
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.train_loader)
+    batches: int  # in a whole epoch (the loader's length before a resume moves its start)
 
 
 class Trainer:
@@ -157,7 +165,12 @@ class Trainer:
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
         self._stop = False
+        self._early_stopped = False
         self._loss_fn: loop.Loss = loop.build_loss(self.config)
+        self._train_loss_fn: loop.Loss = loop.build_loss(self.config, training=True)
+        self.ema: WeightAverage | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self._mix: Mixing | None = None
         self._fresh_run(self.config.labels)
 
     def __getattr__(self, name: str) -> Any:
@@ -199,9 +212,15 @@ class Trainer:
             return
         if self.context.is_main:
             info = {"epoch": metrics["epoch"], "monitor": self.best.monitor, "value": self.best.value,
-                    "metrics": summary(metrics), "labels": self.labels, **self._data_info}
-            ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
+                    "metrics": summary(metrics), "labels": self.labels,
+                    "ema": self.config.ema_eval, **self._data_info}
+            with self._weights_measured():
+                ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
         distributed.barrier(self.context)
+
+    def _weights_measured(self) -> contextlib.AbstractContextManager[Any]:
+        """The model holds the weights a run measures and saves: the average with ``ema_eval``, else its own."""
+        return self.ema.applied() if self.ema is not None and self.config.ema_eval else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ the run
 
@@ -209,7 +228,12 @@ class Trainer:
         self._start(model, train, val)
         data = self._prepare_data(model, train, val)
         assert self.optimizer is not None  # built by _prepare_data
-        self.scheduler = build_scheduler(self.config, self.optimizer, data.steps_per_epoch * max(self.config.epochs, 1))
+        config = self.config
+        self.scheduler = build_scheduler(config, self.optimizer,
+                                         optimizer_steps_per_epoch(data.batches, config.accumulate_grad_batches))
+        self.scaler = make_scaler(config.precision, self.context.device)
+        self.ema = WeightAverage(model, float(config.ema_decay)) if config.ema_decay is not None else None
+        self._mix = build_mixing(config.mixup_alpha, config.cutmix_alpha, self._num_classes(model))
         if self.config.compile:
             data.forward_model = torch.compile(data.forward_model)  # type: ignore[assignment]
         meter = self._resume_or_start(model)
@@ -225,6 +249,9 @@ class Trainer:
     def _start(self, model: nn.Module, train: Any, val: Any = None) -> None:
         """Seed, place the model, set up its strategy, start afresh."""
         config, context = self.config, self.context
+        if val is None and config.monitor is not None and config.monitor.startswith("val_"):
+            raise InvalidArgumentError(f"monitor={config.monitor!r} needs validation data: pass val, or monitor a "
+                                       "training metric such as 'train_loss'")
         self._data_info = _data_info(train, val)
         ckpt.seed_everything(config.seed + context.rank)
         self.model = model
@@ -239,9 +266,21 @@ class Trainer:
     def _fresh_run(self, labels: Sequence[str] | None) -> None:
         """A new best-model tracker (first among the callbacks) and loss watch, and the run's class names."""
         self.labels: list[str] | None = list(labels) if labels is not None else None
-        self.best = BestModel()
-        self._hooks = Hooks([self.best, *self.config.callbacks])
-        self._losses = loop.NonFiniteLosses()
+        config = self.config
+        self.best = BestModel(config.monitor, config.monitor_mode)
+        self.early_stopping = (EarlyStopping(config.early_stopping_patience, float(config.min_delta), config.monitor,
+                                             config.monitor_mode)
+                               if config.early_stopping_patience is not None else None)
+        self._hooks = Hooks([self.best, *config.callbacks])
+        self._losses = loop.NonFiniteLosses(loop.SCALER_PATIENCE if config.precision == "fp16" else 1)
+
+    def _num_classes(self, model: nn.Module) -> int | None:
+        """How many classes the model predicts, for MixUp and CutMix: the data's class names, or its card."""
+        if self.labels is not None:
+            return len(self.labels)
+        card = getattr(unwrap_ddp_and_compile(model), "zoo_card", None)
+        classes = getattr(card, "num_classes", None)
+        return int(classes) if classes is not None else None
 
     def _prepare_data(self, model: nn.Module, train: Any, val: Any) -> _Data:
         """Loaders (over cached backbone features when the strategy allows it) and the optimizer."""
@@ -255,13 +294,15 @@ class Trainer:
         train_loader = self._loader(train_set, shuffle=True, pad=True, collate=batches.collate_of(train))
         val_loader = (self._loader(batches.as_dataset(val), shuffle=False, pad=False, collate=batches.collate_of(val))
                       if val is not None else None)
-        return _Data(forward_model, eval_model, train_set, train_loader, val_loader)
+        return _Data(forward_model, eval_model, train_set, train_loader, val_loader, len(train_loader))
 
     def _run_epochs(self, model: nn.Module, data: _Data, meter: Meter) -> bool:
         """Train epoch after epoch; True when the run stopped on request before its last epoch."""
         config, context = self.config, self.context
         ddp_model: nn.Module | None = None
         trainable: tuple[bool, ...] | None = None
+        if self._stopped_early():  # resumed from a run that early stopping had ended
+            return False
         while self.epoch < config.epochs:
             epoch = self.epoch
             self._strategy_epoch_start(model, epoch)
@@ -279,20 +320,34 @@ class Trainer:
                 self._save_checkpoint(model, meter)  # stopped inside the epoch
                 return True
             self._end_epoch(model, data, meter, epoch, started)
+            if self._stopped_early():
+                return False
             if distributed.broadcast_flag(self._stop, context) and self.epoch < config.epochs:
                 return True
         return False
+
+    def _stopped_early(self) -> bool:
+        """Early stopping ended the run (every process measured the same metrics, so all agree)."""
+        stopping = self.early_stopping
+        if stopping is None or not stopping.should_stop or self.epoch >= self.config.epochs:
+            return False
+        self._early_stopped = True
+        self._say(f"early stopping: {stopping.watch.name or self.best.monitor} has not improved by more than "
+                  f"{stopping.min_delta:g} for {stopping.waited} epochs; the run ends after epoch {self.epoch}")
+        return True
 
     def _train_epoch(self, runner: nn.Module, data: _Data, meter: Meter) -> bool:
         """One pass over the training data from the current step; True when a stop was requested."""
         config, context = self.config, self.context
         assert self.model is not None and self.optimizer is not None  # set by _start and _prepare_data
-        total = data.steps_per_epoch
+        total = data.batches
         show = config.progress and context.is_main
         bar = progress_bar(enabled=show, total=total, initial=self.step, description=f"epoch {self.epoch + 1}/"
                            f"{config.epochs}", leave=False, dynamic_ncols=True, mininterval=0.5)
-        steps = loop.train_steps(runner, self._loss_fn, data.train_loader, meter, optimizer=self.optimizer,
-                                 scheduler=self.scheduler, grad_clip=config.grad_clip, clipped=self.model,
+        updater = Updater(self.optimizer, self.scheduler, self.model, config.grad_clip, self.scaler, self.ema,
+                          config.accumulate_grad_batches)
+        steps = loop.train_steps(runner, self._train_loss_fn, data.train_loader, meter, updater=updater,
+                                 first=self.step, epoch_batches=total, mix=self._mix,
                                  autocast=loop.autocast_for(config, context.device),
                                  channels_last=loop.wants_channels_last(config, context.device, self.model),
                                  device=context.device)
@@ -307,6 +362,8 @@ class Trainer:
                 if show and self.step % 10 == 1:
                     bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
                 self._hooks.call("on_step_end", self, self.step, loss)
+                if self.step % config.accumulate_grad_batches and self.step < total:
+                    continue  # inside an accumulation window: checkpoints and stops wait for its optimizer step
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0 and self.step < total:
                     self._save_checkpoint(self.model, meter)
                 if distributed.broadcast_flag(self._stop, context) and self.step < total:
@@ -321,13 +378,17 @@ class Trainer:
         metrics: dict[str, Any] = {"epoch": epoch + 1}
         metrics.update({f"train_{k}": v for k, v in meter.compute(self.context).items()})
         if data.val_loader is not None:
-            metrics.update({f"val_{k}": v for k, v in self._measure(data.eval_model, data.val_loader).items()})
+            with self._weights_measured():
+                measured = self._measure(data.eval_model, data.val_loader)
+            metrics.update({f"val_{k}": v for k, v in measured.items()})
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["seconds"] = time.perf_counter() - started
         self.history.append(metrics)
         self.epoch, self.step = epoch + 1, 0
         self._say(f"epoch {epoch + 1}/{self.config.epochs}: {format_metrics(metrics)}")
         self._hooks.call("on_epoch_end", self, epoch, metrics)
+        if self.early_stopping is not None:
+            self.early_stopping.update(metrics)
         self._save_checkpoint(model, meter)
 
     def _finish(self, model: nn.Module, stopped: bool) -> FitResult:
@@ -341,7 +402,8 @@ class Trainer:
                            confusion=last.get("val_confusion", last.get("train_confusion")), labels=self.labels,
                            monitor=self.best.monitor, best_value=self.best.value, best_epoch=self.best.epoch,
                            best_dir=best_dir, checkpoint=folder / ckpt.LAST if folder is not None else None,
-                           stopped=stopped)
+                           stopped=stopped, early_stopped=self._early_stopped,
+                           ema=self.ema.state_dict() if self.ema is not None else None)
         if not stopped:
             self._say_best_confusion(result)
         self._hooks.call("on_fit_end", self, result)
@@ -439,12 +501,28 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler"])
             ckpt.set_rng_state(rank_rng(state["rng"], self.context.rank, self.context.world_size))
             self.best.load_state_dict(state.get("best"))
+            self._restore_training_state(state)
             load_callback_states(self.config.callbacks, state.get("callbacks") or {})
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"checkpoint {path} does not fit this run ({reason}); start without resume") from exc
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state["history"])
+
+    def _restore_training_state(self, state: dict[str, Any]) -> None:
+        """The scaler, the weight average and the early-stopping counters (a checkpoint without them keeps
+        them fresh: it was written before the run had them)."""
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.early_stopping is not None:
+            self.early_stopping.load_state_dict(state.get("early_stopping"))
+
+    def _training_state(self) -> dict[str, Any]:
+        return {"scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None}
 
     def _run_config(self, model: nn.Module) -> dict[str, Any]:
         return run_config(self.config, model, self.context.world_size, self.strategy)
@@ -471,6 +549,7 @@ class Trainer:
                 "rng": rng,
                 "history": self.history,
                 "best": self.best.state_dict(),
+                **self._training_state(),
                 "callbacks": callback_states(self.config.callbacks),
                 "meter": meter_state(meter),
                 "config": self._run_config(model),
