@@ -97,7 +97,7 @@ def push_to_hub(model: torch.nn.Module, repo_id: str, **kwargs: Any) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("finetune", "testing"):  # they import torch, so only on first use
+    if name in ("features", "finetune", "testing"):  # they import torch, so only on first use
         return importlib.import_module(f".{name}", __name__)
     if name == "pipeline":  # zoo.pipelines imports torch, so only on first use
         return importlib.import_module(".pipelines", __name__).pipeline

@@ -8,7 +8,8 @@ Every model takes ``(waveforms [B, T], lengths=None)``; `lengths` is ``[B]`` sam
 counts or a ``[B, T]`` boolean mask (True on real audio), as `zoo.data.audio.collate_audio`
 produces. Outputs:
 
-- `SpeechEncoder` (feature-extraction): hidden states ``[B, frames, D]``;
+- `SpeechEncoder` (feature-extraction): hidden states ``[B, frames, D]``, and every transformer
+  layer's through `forward_intermediates` (what ``zoo.features.forward_intermediates`` calls);
 - `SpeechClassifier` (audio-classification): logits ``[B, classes]`` from masked mean pooling;
 - `SpeechRecognizer` (automatic-speech-recognition): CTC logits ``[B, frames, labels]``, and
   `transcribe` for greedy decoding to text.
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo import InvalidArgumentError
+from zoo.features import take_indices
 
 ENCODER_KEYWORDS = (
     "extractor_mode", "extractor_conv_layer_config", "extractor_conv_bias", "encoder_embed_dim",
@@ -124,10 +126,12 @@ class SpeechEncoder(nn.Module):
         with frozen:
             return self.feature_extractor(waveforms, lengths)
 
-    def _transformer(self, features: Tensor, frames: Tensor | None, num_layers: int | None = None,
-                     every_layer: bool = False) -> list[Tensor]:
+    def _transformer(self, features: Tensor, frames: Tensor | None, *, stop: int | None = None,
+                     every_layer: bool = False) -> tuple[Tensor, list[Tensor]]:
         """Run torchaudio's transformer with a padding mask that wav2vec2 and WavLM attention both take.
 
+        Returns the encoder output (after the final norm where the model has one) and, with
+        `every_layer`, each layer's output (LayerDrop then skips no layer). Layers from `stop` on do not run.
         (torchaudio's own `Encoder` builds a 4-D mask that its WavLM attention rejects.)
         """
         x = self.encoder.feature_projection(features)
@@ -150,15 +154,13 @@ class SpeechEncoder(nn.Module):
                 length = x.shape[1]
                 mask_kwargs["attention_mask"] = (~padding)[:, None, None, :].expand(-1, 1, length, length)
         outputs, position_bias = [], None
-        for layer in transformer.layers[: num_layers or len(transformer.layers)]:
+        for layer in transformer.layers[:stop]:
             if self.training and not every_layer and torch.rand(1).item() <= transformer.layer_drop:
                 continue  # LayerDrop
             x, position_bias = layer(x, position_bias=position_bias, **mask_kwargs)
             if every_layer:
                 outputs.append(x)
-        if not every_layer:
-            outputs.append(x if transformer.layer_norm_first else transformer.layer_norm(x))
-        return outputs
+        return (x if transformer.layer_norm_first else transformer.layer_norm(x)), outputs
 
     def encode(self, waveforms: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """``(hidden states [B, frames, D], frame lengths [B] or None)``."""
@@ -169,7 +171,47 @@ class SpeechEncoder(nn.Module):
                          num_layers: int | None = None) -> tuple[list[Tensor], Tensor | None]:
         """Outputs of every transformer layer (up to `num_layers`), and the frame lengths."""
         features, frames = self._features(waveforms, lengths)
-        return self._transformer(features, frames, num_layers, every_layer=True), frames
+        return self._transformer(features, frames, stop=num_layers or None, every_layer=True)[1], frames
+
+    def forward_features(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The encoder output ``[B, frames, D]`` (frames past a clip's length are padding)."""
+        return self.encode(waveforms, lengths)[0]
+
+    def forward_pooled(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Clip embeddings ``[B, D]``: the encoder output averaged over each clip's valid frames."""
+        hidden, frames = self.encode(waveforms, lengths)
+        return masked_mean(hidden, frames)
+
+    @property
+    def num_intermediates(self) -> int:
+        """The transformer layers `forward_intermediates` chooses from."""
+        return len(self.encoder.transformer.layers)
+
+    def forward_intermediates(
+        self, waveforms: Tensor, lengths: Tensor | None = None, *, indices: int | Sequence[int] | None = None,
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """Outputs ``[B, frames, D]`` of the transformer layers at `indices` (timm's semantics: None for all,
+        an int for the last n, a list of indices), computed with the padding mask of `lengths`.
+
+        Returns them in the order asked, or ``(encoder output, list)`` unless `intermediates_only` (then
+        the layers after the last one asked for do not run). Layer outputs are taken before the final
+        norm that some models apply to the encoder output.
+        """
+        taken = take_indices(self.num_intermediates, indices, what="transformer layers")
+        features, frames = self._features(waveforms, lengths)
+        final, every = self._transformer(features, frames, stop=max(taken) + 1 if intermediates_only else None,
+                                         every_layer=True)
+        found = [every[i] for i in taken]
+        return found if intermediates_only else (final, found)
+
+    def pooled_intermediates(self, waveforms: Tensor, lengths: Tensor | None = None, *,
+                             indices: int | Sequence[int] | None = None) -> list[Tensor]:
+        """`forward_intermediates` averaged over each clip's valid frames: ``[B, D]`` per layer."""
+        taken = take_indices(self.num_intermediates, indices, what="transformer layers")
+        features, frames = self._features(waveforms, lengths)
+        _, every = self._transformer(features, frames, stop=max(taken) + 1, every_layer=True)
+        return [masked_mean(every[i], frames) for i in taken]
 
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.encode(waveforms, lengths)[0]
@@ -200,13 +242,8 @@ class SpeechClassifier(SpeechEncoder):
         else:
             self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
-    def pooled(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Clip embeddings ``[B, D]`` (what the head reads)."""
-        hidden, frames = self.encode(waveforms, lengths)
-        return masked_mean(hidden, frames)
-
     def forward(self, waveforms: Tensor, lengths: Tensor | None = None) -> Tensor:
-        return self.classifier(self.head_dropout(self.pooled(waveforms, lengths)))
+        return self.classifier(self.head_dropout(self.forward_pooled(waveforms, lengths)))
 
 
 class SpeechRecognizer(SpeechEncoder):

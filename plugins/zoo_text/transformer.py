@@ -14,13 +14,14 @@ groups), and every module exists whatever the options, so the groups always reso
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo import InvalidArgumentError
+from zoo.features import take_indices
 
 TASKS = ("text-classification", "feature-extraction", "token-classification")
 POOLINGS = ("cls", "mean", "none")
@@ -131,6 +132,14 @@ class EncoderLayer(nn.Module):
         return self.mlp_norm(x + self.drop(self.mlp(x)))
 
 
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the hidden states ``[B, T, D]`` of real tokens (``attention_mask`` 1) -> ``[B, D]``."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
 class Pooler(nn.Module):
     """Sequence -> one vector: first token (optionally dense + activation) or masked mean.
 
@@ -160,11 +169,8 @@ class Pooler(nn.Module):
             pooled = hidden[:, 0]
             if self.dense is not None:
                 pooled = self.act(self.dense(self.drop(pooled)))
-        elif attention_mask is None:
-            pooled = hidden.mean(dim=1)
         else:
-            weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            pooled = masked_mean(hidden, attention_mask)
         if self.normalize:
             pooled = F.normalize(pooled, p=2.0, dim=-1)
         return pooled
@@ -229,11 +235,49 @@ class TextTransformer(nn.Module):
     def forward_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                          token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states ``[batch, length, hidden]``."""
+        return self._encode(input_ids, attention_mask, token_type_ids, (), stop=len(self.layers))[0]
+
+    @property
+    def num_intermediates(self) -> int:
+        """The encoder layers `forward_intermediates` chooses from."""
+        return len(self.layers)
+
+    def forward_intermediates(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None, *, indices: int | Sequence[int] | None = None,
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Hidden states ``[batch, length, hidden]`` after the encoder layers at `indices` (timm's semantics:
+        None for all, an int for the last n, a list of indices), computed with the attention mask.
+
+        Returns them in the order asked, or ``(last hidden states, list)`` unless `intermediates_only`
+        (then the layers after the last one asked for do not run). The embeddings are not a layer.
+        """
+        taken = take_indices(len(self.layers), indices, what="encoder layers")
+        last, hidden = self._encode(input_ids, attention_mask, token_type_ids, taken,
+                                    stop=max(taken) + 1 if intermediates_only else len(self.layers))
+        return hidden if intermediates_only else (last, hidden)
+
+    def pooled_intermediates(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                             token_type_ids: torch.Tensor | None = None, *,
+                             indices: int | Sequence[int] | None = None) -> list[torch.Tensor]:
+        """`forward_intermediates` averaged over the real tokens (attention mask): ``[batch, hidden]`` each."""
+        taken = take_indices(len(self.layers), indices, what="encoder layers")
+        _, hidden = self._encode(input_ids, attention_mask, token_type_ids, taken, stop=max(taken) + 1)
+        return [masked_mean(h, attention_mask) for h in hidden]
+
+    def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                token_type_ids: torch.Tensor | None, taken: Sequence[int], stop: int,
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The hidden states after layer ``stop - 1``, and those after the layers `taken`, in that order."""
         x = self.embeddings(input_ids, token_type_ids)
         mask = _key_mask(attention_mask)
-        for layer in self.layers:
+        found: dict[int, torch.Tensor] = {}
+        for index, layer in enumerate(self.layers[:stop]):
             x = layer(x, mask)
-        return x
+            if index in taken:
+                found[index] = x
+        return x, [found[i] for i in taken]
 
     def forward_head(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Pool the hidden states (unless token classification) and apply the head."""
