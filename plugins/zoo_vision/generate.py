@@ -51,8 +51,9 @@ class Family:
     helpers put them in the group of the parameter before them, the stem.
     `defaults` are builder keywords every card of the family gets. `size_keyword` is the
     builder keyword fixing the input size, for architectures whose weights need one.
-    `features` says whether its cards get `feature_stages` (`feature_stages` finds them); False for
-    architectures without channels-first maps (ViT's tokens, Swin's channels-last maps).
+    `layout` is what its feature stages output (``NCHW``, ``NHWC`` for Swin's channels-last maps, ``NLC``
+    for ViT's tokens, of which the first `prefix_tokens` are no patch); `stages`, when given, is the
+    module pattern (as in `groups`) the stages are taken from instead of the layer groups.
     """
 
     name: str
@@ -64,7 +65,9 @@ class Family:
     size_keyword: str | None = None
     key_map: str | None = None
     lora_targets: tuple[str, ...] = ()
-    features: bool = True
+    layout: str = "NCHW"
+    prefix_tokens: int = 0
+    stages: str | None = None
 
 
 _AUX_DEFAULTS = {"aux_logits": False, "transform_input": True, "init_weights": False}
@@ -81,12 +84,15 @@ FAMILIES = (
     Family("mobilenet_v3", r"mobilenet_v3_\w+", "MobileNetV3", ("features.*", "classifier.*")),
     Family("vit", r"vit_[bhl]_\d+", "Vision Transformer",
            ("conv_proj", "encoder.layers.*", "encoder.ln", "heads.*"),
-           free=("class_token", "encoder.pos_embedding"), size_keyword="image_size", features=False,
+           free=("class_token", "encoder.pos_embedding"), size_keyword="image_size",
+           layout="NLC", prefix_tokens=1, stages="encoder.layers.*",
            lora_targets=("encoder.layers.*.self_attention.out_proj", "encoder.layers.*.mlp.0",
                          "encoder.layers.*.mlp.3")),
-    Family("swin", r"swin_[tsb]", "Swin Transformer", ("features.*", "norm", "head"), features=False,
+    Family("swin", r"swin_[tsb]", "Swin Transformer", ("features.*", "norm", "head"),
+           layout="NHWC", stages="features.*",
            lora_targets=("features.*.attn.qkv", "features.*.attn.proj", "features.*.mlp.0", "features.*.mlp.3")),
-    Family("swin_v2", r"swin_v2_[tsb]", "Swin Transformer V2", ("features.*", "norm", "head"), features=False,
+    Family("swin_v2", r"swin_v2_[tsb]", "Swin Transformer V2", ("features.*", "norm", "head"),
+           layout="NHWC", stages="features.*",
            lora_targets=("features.*.attn.qkv", "features.*.attn.proj", "features.*.mlp.0", "features.*.mlp.3")),
     Family("maxvit", r"maxvit_t", "MaxViT", ("stem", "blocks.*", "classifier.*")),
     Family("densenet", r"densenet\d+", "DenseNet", ("features.*", "classifier")),
@@ -177,20 +183,22 @@ FEATURE_INPUT = 224  # the side of the input the stages are measured with
 
 
 def feature_stages(builder_name: str, defaults: dict[str, Any], family: Family, head: str) -> list[dict[str, Any]]:
-    """The stages `features_only=True` returns: of the modules making the layer groups before the head (with
-    the parameter-free children beside them, such as ResNet's ``relu``), the last to output each reduction
-    before the head runs.
+    """The stages `features_only=True` returns.
 
-    Measured with a forward pass of a `FEATURE_INPUT` image on the meta device (shapes only, no memory);
-    a module counts when it runs once and outputs a channels-first map larger than 1x1. Reductions are
-    rounded to a power of two (valid convolutions make Inception's maps a pixel or two smaller).
+    Convolutional maps (``NCHW``, ``NHWC``): of the modules making the layer groups before the head (or
+    the family's `stages` pattern), with the parameter-free children beside them such as ResNet's
+    ``relu``, the last to output each reduction before the head runs. Tokens (``NLC``): every module
+    of the family's `stages` pattern (each ViT encoder block), at the patch size.
+
+    Measured with a forward pass of a `FEATURE_INPUT` image (or the size the family's `size_keyword`
+    fixes) on the meta device: shapes only, no memory. A module counts when it runs once and outputs a
+    map larger than 1x1 (or a token grid). Map reductions are rounded to a power of two (valid
+    convolutions make Inception's maps a pixel or two smaller).
     """
-    if not family.features:
-        return []
     skeleton = build_skeleton(builder_name, defaults).eval()
     modules = dict(skeleton.named_modules())
     candidates: list[str] = []
-    for pattern in family.groups:
+    for pattern in (family.stages,) if family.stages else family.groups:
         if pattern == "*" or pattern.endswith(".*"):
             parent = "" if pattern == "*" else pattern[:-2]
             candidates += [f"{parent}.{child}" if parent else child for child, _ in modules[parent].named_children()]
@@ -198,6 +206,7 @@ def feature_stages(builder_name: str, defaults: dict[str, Any], family: Family, 
             candidates.append(pattern)
     candidates = [c for c in candidates if c != head and not c.startswith(head + ".") and c in modules
                   and not isinstance(modules[c], nn.Dropout)]
+    side = int(getattr(skeleton, family.size_keyword)) if family.size_keyword else FEATURE_INPUT
     seen: list[tuple[str, int, int]] = []
     calls: dict[str, int] = {}
 
@@ -206,26 +215,52 @@ def feature_stages(builder_name: str, defaults: dict[str, Any], family: Family, 
             calls[name] = calls.get(name, 0) + 1
             if calls.get(head):  # what runs after the head (SqueezeNet's last ReLU) is no feature map
                 return
-            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] > 1:
-                reduction = 2 ** round(math.log2(FEATURE_INPUT / output.shape[-1]))
-                seen.append((name, int(output.shape[1]), reduction))
+            measured = _measure(output, family, side)
+            if measured is not None:
+                seen.append((name, *measured))
         return hook
 
     handles = [modules[name].register_forward_hook(record(name)) for name in [*candidates, head]]
     device = next(skeleton.parameters()).device
     with torch.no_grad():
-        skeleton(torch.zeros(1, 3, FEATURE_INPUT, FEATURE_INPUT, device=device))
+        skeleton(torch.zeros(1, 3, side, side, device=device))
     for handle in handles:
         handle.remove()
-    last: dict[int, tuple[str, int]] = {}
-    for name, channels, reduction in seen:
-        if calls[name] == 1:
+    once = [(name, channels, reduction) for name, channels, reduction in seen if calls[name] == 1]
+    if family.layout == "NLC":
+        picked = once
+    else:
+        last: dict[int, tuple[str, int]] = {}
+        for name, channels, reduction in once:
             last[reduction] = (name, channels)
-    stages = [{"module": last[r][0], "channels": last[r][1], "reduction": r} for r in sorted(last)]
+        picked = [(last[r][0], last[r][1], r) for r in sorted(last)]
     order = {name: i for i, (name, _, _) in enumerate(seen)}
-    if [order[s["module"]] for s in stages] != sorted(order[s["module"]] for s in stages):
-        raise SystemExit(f"{builder_name}: feature stages {stages} do not run in order of reduction")
-    return stages
+    if [order[name] for name, _, _ in picked] != sorted(order[name] for name, _, _ in picked):
+        raise SystemExit(f"{builder_name}: feature stages {picked} do not run in order of reduction")
+    layout = {"layout": family.layout} if family.layout != "NCHW" else {}
+    prefix = {"prefix_tokens": family.prefix_tokens} if family.prefix_tokens else {}
+    return [{"module": name, "channels": channels, "reduction": reduction, **layout, **prefix}
+            for name, channels, reduction in picked]
+
+
+def _measure(output: Any, family: Family, side: int) -> tuple[int, int] | None:
+    """``(channels, reduction)`` of a module's output in the family's layout, or None when it is no map."""
+    if not isinstance(output, torch.Tensor):
+        return None
+    if family.layout == "NLC":
+        if output.dim() != 3:
+            return None
+        grid = math.isqrt(output.shape[1] - family.prefix_tokens)
+        if grid * grid != output.shape[1] - family.prefix_tokens or side % grid:
+            raise SystemExit(f"{family.name}: {output.shape[1]} tokens less {family.prefix_tokens} make no square "
+                             f"grid dividing a {side}x{side} input; fix the family's prefix_tokens")
+        return int(output.shape[2]), side // grid
+    if output.dim() != 4:
+        return None
+    channels, width = (output.shape[3], output.shape[2]) if family.layout == "NHWC" else output.shape[1:4:2]
+    if width <= 1:
+        return None
+    return int(channels), 2 ** round(math.log2(side / width))
 
 
 # ---------------------------------------------------------------------------- weights metadata
