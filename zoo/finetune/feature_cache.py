@@ -10,6 +10,11 @@ file whose name is a hash of:
 - the preprocessing (`preprocessing`, e.g. the eval transform or the card's input spec);
 - the data (`data`, a fingerprint the caller gives: see `fingerprint`).
 
+`cached_layer_features(model, batches, layers=[4, 8, 11], data=...)` records, in the same one
+pass, the pooled features of several intermediate layers (`zoo.features.pooled_intermediates`:
+image maps averaged over pixels, text hidden states over real tokens, speech over valid frames),
+so probing several layers runs the backbone once; the layer choice is part of the key.
+
 Reuse is only correct when the backbone is frozen (BatchNorm policy ``"frozen"``) and the
 preprocessing has no randomness; the caller decides that. Training the head on the
 result is ``head(features[i])``, exactly what the full model computes in eval mode.
@@ -24,7 +29,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from torch import nn
 
 from ..cards import card_of
 from ..errors import ZooError
+from ..features import num_intermediates, pooled_intermediates, take_indices
 from ..files import atomic_path, zoo_cache_dir
 from ._select import under
 from .heads import get_head
@@ -54,6 +60,19 @@ class CachedFeatures:
 
     def __len__(self) -> int:
         return self.features.shape[0]
+
+
+@dataclass
+class CachedLayerFeatures:
+    """Pooled features of chosen intermediate layers (layer index -> ``[N, D]``) and labels, in data order."""
+
+    features: dict[int, torch.Tensor]
+    labels: torch.Tensor | None
+    path: Path
+    hit: bool  # True when read from disk, False when computed in this call
+
+    def __len__(self) -> int:
+        return next(iter(self.features.values())).shape[0]
 
 
 def default_cache_dir() -> Path:
@@ -98,47 +117,118 @@ def cached_features(
     return CachedFeatures(features, labels, path, hit=False)
 
 
+def cached_layer_features(
+    model: nn.Module,
+    batches: Iterable[Any],
+    *,
+    layers: int | Sequence[int] | None,
+    data: Any,
+    preprocessing: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: torch.device | str | None = None,
+    with_labels: bool = True,
+    refresh: bool = False,
+) -> CachedLayerFeatures:
+    """Pooled features of the intermediate `layers` of `model`, from the cache or computed in one pass.
+
+    `layers` picks as `zoo.features.forward_intermediates` does (None: all; an int n: the last n; a
+    list: those, negative from the end); the result is keyed by non-negative layer index. The other
+    arguments are those of `cached_features`.
+    """
+    count = num_intermediates(model)
+    taken = take_indices(count, layers, what="layers")
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(model, data=data, preprocessing=preprocessing, layers=taken)
+    path = directory / f"{card_of(model).name}-layers-{key}.safetensors"
+    if path.exists() and not refresh:
+        try:
+            tensors = load_file(str(path))
+            features = {i: tensors[f"layer.{i}"] for i in taken}
+            return CachedLayerFeatures(features, tensors.get("labels"), path, hit=True)
+        except Exception:  # noqa: BLE001, S110  # a damaged entry, whatever is wrong with it, is recomputed
+            pass
+    features, labels = extract_layer_features(model, batches, taken, device=device, with_labels=with_labels)
+    _write(path, {f"layer.{i}": t for i, t in features.items()}, labels, key)
+    return CachedLayerFeatures(features, labels, path, hit=False)
+
+
+def extract_layer_features(
+    model: nn.Module, batches: Iterable[Any], layers: Sequence[int], *, device: torch.device | str | None = None,
+    with_labels: bool = True,
+) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
+    """Run `model` once per batch in eval mode under inference mode; each of `layers` pooled, and labels, on CPU."""
+    found: dict[int, list[torch.Tensor]] = {i: [] for i in layers}
+
+    def record(inputs: Any) -> None:
+        for index, pooled in zip(layers, pooled_intermediates(model, inputs, list(layers)), strict=True):
+            found[index].append(pooled.detach().cpu())
+
+    labels = _run(model, batches, record, device=device, with_labels=with_labels)
+    return {i: _stack(found[i]) for i in layers}, labels
+
+
 def extract_features(
     model: nn.Module, batches: Iterable[Any], *, device: torch.device | str | None = None, with_labels: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run `model` over `batches` in eval mode under inference mode; return (head inputs, labels) on CPU."""
     _, head = get_head(model)
+    captured: list[torch.Tensor] = []
+    features: list[torch.Tensor] = []
+
+    def record(inputs: Any) -> None:
+        captured.clear()
+        _call(model, inputs)
+        if len(captured) != 1:
+            raise ZooError(f"the head of model {card_of(model).name!r} ran {len(captured)} times in one "
+                           "forward pass; features cannot be cached for it")
+        features.append(captured[0])
+
+    hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().cpu()))
+    try:
+        labels = _run(model, batches, record, device=device, with_labels=with_labels)
+    finally:
+        hook.remove()
+    return _stack(features), labels
+
+
+def _run(model: nn.Module, batches: Iterable[Any], record: Callable[[Any], None], *, device: torch.device | str | None,
+         with_labels: bool) -> torch.Tensor | None:
+    """Call ``record(inputs)`` for every batch (inputs on `device`), the model in eval and inference mode;
+    the labels, on CPU."""
     if device is None:
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach().cpu()))
-    features, labels = [], []
+    labels = []
+    seen = False
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             for batch in batches:
                 inputs, target = batch if with_labels else (batch, None)
-                captured.clear()
-                _call(model, _to(inputs, device))
-                if len(captured) != 1:
-                    raise ZooError(f"the head of model {card_of(model).name!r} ran {len(captured)} times in one "
-                                   "forward pass; features cannot be cached for it")
-                features.append(captured[0])
+                record(_to(inputs, device))
+                seen = True
                 if target is not None:
                     labels.append(torch.as_tensor(target).cpu())
     finally:
-        hook.remove()
         model.train(was_training)
-    if not features:
+    if not seen:
         raise ZooError("no batches to compute features from: the data is empty")
+    # Clone outside inference mode: inference tensors cannot take part in a backward pass.
+    return torch.cat(labels).clone() if labels else None
+
+
+def _stack(features: list[torch.Tensor]) -> torch.Tensor:
     try:
         stacked = torch.cat(features)
     except RuntimeError as exc:
         raise ZooError(f"features of different shapes cannot be cached together ({exc}); "
                        "pad inputs to one length") from None
-    # Clone outside inference mode: inference tensors cannot take part in the head's backward pass.
-    return stacked.clone(), (torch.cat(labels).clone() if labels else None)
+    return stacked.clone()  # outside inference mode, so a head can train on it
 
 
-def cache_key(model: nn.Module, *, data: Any, preprocessing: Any = None) -> str:
-    """The hex key of a cache entry: model, weights, backbone state, preprocessing and data."""
+def cache_key(model: nn.Module, *, data: Any, preprocessing: Any = None, layers: Sequence[int] | None = None) -> str:
+    """The hex key of a cache entry: model, weights, backbone state, preprocessing, data (and chosen layers)."""
     card = card_of(model)
     parts = {
         "version": FORMAT_VERSION,
@@ -149,6 +239,8 @@ def cache_key(model: nn.Module, *, data: Any, preprocessing: Any = None) -> str:
         "preprocessing": fingerprint(preprocessing),
         "data": fingerprint(data),
     }
+    if layers is not None:
+        parts["layers"] = list(layers)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -234,9 +326,11 @@ def _read(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     return tensors["features"], tensors.get("labels")
 
 
-def _write(path: Path, features: torch.Tensor, labels: torch.Tensor | None, key: str) -> None:
+def _write(path: Path, features: torch.Tensor | Mapping[str, torch.Tensor], labels: torch.Tensor | None,
+           key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"features": features.contiguous()}
+    named = features if isinstance(features, Mapping) else {"features": features}
+    tensors = {name: tensor.contiguous() for name, tensor in named.items()}
     if labels is not None:
         tensors["labels"] = labels.contiguous()
     with atomic_path(path) as tmp:
