@@ -139,7 +139,7 @@ def apply_modules(model: nn.Module, card: ModelCard, options: CreateOptions) -> 
                 module.p = rate
         elif option == "global_pool":
             _module(model, card, option, spec["module"], (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, GlobalPool,
-                                                          Unpooled))
+                                                          Unpooled), "global pooling layer (AdaptiveAvgPool2d)")
             model.set_submodule(spec["module"], Unpooled() if value == "" else GlobalPool(value))
         elif option == "in_chans":
             _replace_first_conv(model, card, spec["module"], value)
@@ -165,7 +165,8 @@ def _matching(model: nn.Module, card: ModelCard, option: str, patterns: list[str
     return found
 
 
-def _module(model: nn.Module, card: ModelCard, option: str, path: str, kinds: tuple[type, ...]) -> nn.Module:
+def _module(model: nn.Module, card: ModelCard, option: str, path: str, kinds: tuple[type, ...],
+            wanted: str) -> nn.Module:
     module: nn.Module | None
     try:
         module = model.get_submodule(path)
@@ -174,13 +175,13 @@ def _module(model: nn.Module, card: ModelCard, option: str, path: str, kinds: tu
     if module is None or not isinstance(module, kinds):
         what = "no module" if module is None else f"a {type(module).__name__}"
         raise CardError(f"the card of model {card.name!r}: create_options[{option!r}] names {path!r}, which is "
-                        f"{what} in the built {type(model).__name__}, not a {' or '.join(k.__name__ for k in kinds)}; "
+                        f"{what} in the built {type(model).__name__}, not a {wanted}; "
                         "fix the card", field="create_options")
     return module
 
 
 def _replace_first_conv(model: nn.Module, card: ModelCard, path: str, in_chans: int) -> None:
-    old = _module(model, card, "in_chans", path, (nn.Conv2d,))
+    old = _module(model, card, "in_chans", path, (nn.Conv2d,), "Conv2d")
     assert isinstance(old, nn.Conv2d)
     if old.groups != 1:
         raise CardError(f"the card of model {card.name!r}: create_options['in_chans'] names {path!r}, a grouped "
