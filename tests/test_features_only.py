@@ -49,6 +49,48 @@ def test_the_vision_catalogue_declares_stages_without_torch():
         assert [s.reduction for s in c.feature_stages] == sorted({s.reduction for s in c.feature_stages})
 
 
+def test_token_and_channels_last_stages_are_card_data():
+    vit = zoo.get_card("vit_l_16_512").feature_stages
+    assert len(vit) == 24 and vit[0] == FeatureStage("encoder.layers.encoder_layer_0", 1024, 16, "NLC", 1)
+    assert {(s.layout, s.prefix_tokens, s.reduction) for s in zoo.get_card("vit_h_14").feature_stages} == {
+        ("NLC", 1, 14)}
+    swin = zoo.get_card("swin_v2_b").feature_stages
+    assert [(s.module, s.channels, s.reduction, s.layout) for s in swin] == [
+        ("features.1", 128, 4, "NHWC"), ("features.3", 256, 8, "NHWC"), ("features.5", 512, 16, "NHWC"),
+        ("features.7", 1024, 32, "NHWC")]
+
+
+def test_nhwc_and_token_stages_come_back_nchw():
+    import dataclasses
+
+    class Tokens(torch.nn.Module):
+        """8x8 patches of a 32x32 input: a channels-last 4x4 grid, then a class token and 16 patch tokens."""
+
+        def __init__(self):
+            super().__init__()
+            self.patch = torch.nn.Conv2d(3, 8, 8, stride=8)
+            self.grid = torch.nn.Identity()
+            self.tokens = torch.nn.Identity()
+
+        def forward(self, x):
+            grid = self.grid(self.patch(x).permute(0, 2, 3, 1))
+            tokens = self.tokens(torch.cat([torch.zeros(x.shape[0], 1, 8), grid.flatten(1, 2)], dim=1))
+            return tokens[:, 0]
+
+    model = Tokens()
+    card = dataclasses.replace(net_card(), feature_stages=(
+        FeatureStage("grid", 8, 8, "NHWC"), FeatureStage("tokens", 8, 8, "NLC", prefix_tokens=1)))
+    x = torch.randn(2, 3, 32, 32)
+    maps = zoo.features.features_model(model, card)(x)
+    expected = model.patch(x)
+    assert [tuple(m.shape) for m in maps] == [(2, 8, 4, 4), (2, 8, 4, 4)]
+    torch.testing.assert_close(maps[0], expected)
+    torch.testing.assert_close(maps[1], expected)
+    with pytest.raises(zoo.ZooError, match="gave 16 tokens after its 1 prefix token.*needs 8x8"):
+        zoo.features.features_model(model, dataclasses.replace(card, feature_stages=(
+            FeatureStage("tokens", 8, 4, "NLC", prefix_tokens=1),)))(x)
+
+
 # ---------------------------------------------------------------------------- create
 
 
