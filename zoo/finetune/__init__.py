@@ -13,8 +13,9 @@ from typing import Any
 
 __all__ = [
     "BN_POLICIES", "BestModel", "Callback", "CheckpointError", "FitResult", "NonFiniteError", "OutputError", "Strategy",
-    "Trainer", "TrainerConfig", "apply_lora", "cached_features", "evaluate", "fit", "freeze", "get_head",
-    "get_strategy", "layer_groups", "merge_lora", "merged_state_dict", "param_groups", "reset_head", "unfreeze",
+    "Trainer", "TrainerConfig", "apply_lora", "cached_features", "cached_layer_features", "evaluate", "fit", "freeze",
+    "get_head", "get_strategy", "layer_groups", "merge_lora", "merged_state_dict", "param_groups", "reset_head",
+    "unfreeze",
 ]
 
 _LAZY = {
@@ -24,6 +25,7 @@ _LAZY = {
     "get_head": ".heads", "reset_head": ".heads",
     "get_strategy": ".strategies", "Strategy": ".strategies",
     "cached_features": ".feature_cache",
+    "cached_layer_features": ".feature_cache",
     "apply_lora": ".lora", "merge_lora": ".lora", "merged_state_dict": ".lora",
     "CheckpointError": ".checkpoint", "NonFiniteError": ".checkpoint", "OutputError": ".run_dir",
     "Callback": ".callbacks", "BestModel": ".callbacks", "TrainerConfig": ".config",
