@@ -394,6 +394,12 @@ def test_a_new_head_of_a_bfloat16_model_is_bfloat16_too(resnet18):
     assert model.fc.weight.dtype == model.conv1.weight.dtype == torch.bfloat16
 
 
+def test_device_meta_builds_without_memory_even_where_the_builder_computes_with_tensors():
+    model = zoo.create("regnet_x_400mf", device="meta", in_chans=1)  # RegNet's builder reads tensor values
+    assert {t.device.type for t in [*model.parameters(), *model.buffers()]} == {"meta"}
+    assert model.eval()(torch.empty(2, 1, 64, 64, device="meta")).shape == (2, 1000)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_cuda_builds_and_loads_there(resnet18):
     state, reference = resnet18

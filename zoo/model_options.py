@@ -20,6 +20,7 @@ from torch import nn
 from .cards import ModelCard
 from .create_options import CreateOptions, checked_spec
 from .errors import CardError, InvalidArgumentError, WeightsError
+from .weights.loading import parameters_on_meta
 
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
            "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64}
@@ -62,9 +63,15 @@ def torch_dtype(value: Any) -> torch.dtype | None:
 @contextlib.contextmanager
 def placed(device: torch.device | None, dtype: torch.dtype | None) -> Iterator[None]:
     """Tensors created meanwhile go to `device`, floating ones in `dtype` (torch's default dtype is set for
-    the build and put back after; it is process-wide, so build models of other dtypes in other threads after)."""
+    the build and put back after; it is process-wide, so build models of other dtypes in other threads after).
+
+    For the ``meta`` device only parameters go there while building (builders that compute with tensors, as
+    RegNet's does, keep working); the caller moves the rest after.
+    """
     with contextlib.ExitStack() as stack:
-        if device is not None:
+        if device is not None and device.type == "meta":
+            stack.enter_context(parameters_on_meta())
+        elif device is not None:
             stack.enter_context(device)
         if dtype is not None:
             stack.callback(torch.set_default_dtype, torch.get_default_dtype())
@@ -136,7 +143,8 @@ def apply_modules(model: nn.Module, card: ModelCard, options: CreateOptions) -> 
             found = _matching(model, card, option, spec["modules"])
             for index, (_, module) in enumerate(found):
                 rate = value if option == "drop_rate" or len(found) == 1 else value * index / (len(found) - 1)
-                module.p = rate
+                if not isinstance(module, nn.Identity):
+                    module.p = rate
         elif option == "global_pool":
             _module(model, card, option, spec["module"], (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, GlobalPool,
                                                           Unpooled), "global pooling layer (AdaptiveAvgPool2d)")
@@ -155,10 +163,13 @@ def restore_unpooled(model: nn.Module, card: ModelCard, options: CreateOptions) 
 
 
 def _matching(model: nn.Module, card: ModelCard, option: str, patterns: list[str]) -> list[tuple[str, nn.Module]]:
+    """The modules `patterns` match, in model order. An ``nn.Identity`` among them is a stochastic depth layer
+    its builder left out at rate 0 (MaxViT's first block): it keeps its place in the schedule, which starts at 0."""
     found = [(name, module) for name, module in model.named_modules()
              if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
-    bad = [name for name, module in found if not isinstance(getattr(module, "p", None), float)]
-    if not found or bad:
+    bad = [name for name, module in found
+           if not isinstance(module, nn.Identity) and not isinstance(getattr(module, "p", None), float)]
+    if len(found) == sum(isinstance(m, nn.Identity) for _, m in found) or bad:
         problem = f"{bad} have no rate 'p'" if bad else "match no module"
         raise CardError(f"the card of model {card.name!r}: create_options[{option!r}] modules {patterns} {problem} "
                         f"in the built {type(model).__name__}; fix the card", field="create_options")
