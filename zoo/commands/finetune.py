@@ -17,6 +17,7 @@ from ..errors import InvalidArgumentError
 from ..finetune import run_dir
 from ..finetune.options import (
     DEFAULT_STRATEGY,
+    MONITOR_MODES,
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULERS,
@@ -27,6 +28,8 @@ from .loading import check_scratch, finetune_card, model_to_finetune
 from .options import (
     Subcommands,
     add_table_arguments,
+    fraction,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -43,8 +46,9 @@ if TYPE_CHECKING:
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("finetune",
                        help="fine-tune a model on a folder of images or audio clips, or a CSV/JSONL of texts",
-                       description="Fine-tune NAME on your data and save the best model (by validation accuracy) "
-                                   "to --out, in the format zoo.create('local-dir:OUT') and the Hub read.")
+                       description="Fine-tune NAME on your data and save the best model (by validation accuracy, "
+                                   "or --monitor) to --out, in the format zoo.create('local-dir:OUT') and the Hub "
+                                   "read.")
     p.add_argument("name", help="model, recipe, name.tag, local-dir:PATH or hf-hub:org/repo")
     p.add_argument("--data", required=True, help="training data: a folder with one sub-folder per class, "
                                                  "or a CSV/JSONL file with text and label columns")
@@ -62,7 +66,9 @@ def add_commands(sub: Subcommands) -> None:
     # the trainer's own names; the first of each is its default
     p.add_argument("--optimizer", default=OPTIMIZERS[0], choices=OPTIMIZERS, help="(default: %(default)s)")
     p.add_argument("--scheduler", default=SCHEDULERS[0], choices=SCHEDULERS, help="(default: %(default)s)")
-    p.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS, help="(default: %(default)s)")
+    p.add_argument("--precision", default=PRECISIONS[0], choices=PRECISIONS,
+                   help="(default: %(default)s: bf16 on GPUs that support it, else fp32; fp16 uses a gradient scaler)")
+    _add_training_options(p)
     p.add_argument("--out", default="zoo-finetuned",
                    help="folder for the fine-tuned model (default: %(default)s): new or empty, or one zoo wrote "
                         "before with --resume or --overwrite; the run's checkpoints and its per-epoch history "
@@ -88,8 +94,53 @@ def add_commands(sub: Subcommands) -> None:
     p.set_defaults(func=cmd_finetune)
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Accumulation, warm-up, EMA, early stopping, the monitored metric, label smoothing and MixUp/CutMix."""
+    group = p.add_argument_group("training options (Lightning's and the Hugging Face Trainer's names are in "
+                                 "docs/trainer.md)")
+    group.add_argument("--accumulate-grad-batches", type=positive_int, default=1, metavar="N",
+                       help="add up the gradients of N batches before each optimizer step (default: %(default)s)")
+    warmup = group.add_mutually_exclusive_group()
+    warmup.add_argument("--warmup-steps", type=non_negative_int, metavar="N",
+                        help="raise the learning rate linearly over the first N optimizer steps")
+    warmup.add_argument("--warmup-epochs", type=non_negative_float, metavar="E",
+                        help="the same over the first E epochs (a fraction is allowed)")
+    group.add_argument("--ema-decay", type=fraction, metavar="D",
+                       help="keep an exponential moving average of the weights, e.g. 0.999")
+    group.add_argument("--ema-eval", action="store_true",
+                       help="with --ema-decay: measure and save the averaged weights (the published model is theirs)")
+    group.add_argument("--early-stopping-patience", type=positive_int, metavar="N",
+                       help="end the run after N epochs without improvement of the monitored metric")
+    group.add_argument("--min-delta", type=non_negative_float, default=0.0, metavar="X",
+                       help="with --early-stopping-patience: the smallest change that counts as an improvement")
+    group.add_argument("--monitor", metavar="METRIC",
+                       help="the epoch metric that chooses the saved model and drives early stopping, e.g. val_loss "
+                            "(default: val_accuracy for classification)")
+    group.add_argument("--monitor-mode", choices=MONITOR_MODES,
+                       help="whether the monitored metric is better lower or higher (default: from its name)")
+    group.add_argument("--label-smoothing", type=fraction, default=0.0, metavar="X",
+                       help="cross-entropy label smoothing, from 0 up to 1 (default: %(default)s)")
+    group.add_argument("--mixup-alpha", type=non_negative_float, default=0.0, metavar="A",
+                       help="MixUp images with Beta(A, A) weights (0: off)")
+    group.add_argument("--cutmix-alpha", type=non_negative_float, default=0.0, metavar="A",
+                       help="CutMix images with Beta(A, A) box sizes (0: off)")
+
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The trainer's options the command line sets besides data, model and output."""
+    return {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "optimizer": args.optimizer,
+            "scheduler": args.scheduler, "precision": args.precision, "checkpoint_every": args.checkpoint_every,
+            "seed": args.seed, "num_workers": args.workers,
+            "accumulate_grad_batches": args.accumulate_grad_batches, "warmup_steps": args.warmup_steps,
+            "warmup_epochs": args.warmup_epochs, "ema_decay": args.ema_decay, "ema_eval": args.ema_eval,
+            "early_stopping_patience": args.early_stopping_patience, "min_delta": args.min_delta,
+            "monitor": args.monitor, "monitor_mode": args.monitor_mode, "label_smoothing": args.label_smoothing,
+            "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha}
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     card = finetune_card(args.name)  # what is wrong with the model or the options fails before any work
+    _check_options(args)
     strategy_name = _strategy_name(args, card)
     if args.scratch and strategy_name is None:
         check_scratch(card)
@@ -99,6 +150,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         return _finetune(args, classes, out, out / run_dir.RUN_FOLDER)
     with run_dir.claim(out, overwrite=args.overwrite, resume=args.resume) as run:
         return _finetune(args, classes, out, run)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Options that do not go together (--ema-eval without --ema-decay) fail before any folder is touched."""
+    from ..finetune import TrainerConfig  # imports torch: only once the command runs
+
+    TrainerConfig(**training_options(args))
 
 
 def _patterns(text: str) -> list[str]:
@@ -144,12 +202,8 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
                               strategy_given=strategy is not None)
     train, val = _datasets(args, model, classes)
     measured_on = "validation" if args.val else "training"
-    trainer = Trainer(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, strategy=strategy, optimizer=args.optimizer,
-        scheduler=args.scheduler, precision=args.precision, checkpoint_dir=run,
-        checkpoint_every=args.checkpoint_every, resume=args.resume, seed=args.seed, num_workers=args.workers,
-        labels=classes, progress=not args.quiet, callbacks=[HistoryFiles(run)],
-    )
+    trainer = Trainer(strategy=strategy, checkpoint_dir=run, resume=args.resume, labels=classes,
+                      progress=not args.quiet, callbacks=[HistoryFiles(run)], **training_options(args))
     say = _printer()
     say(f"{len(train)} training and {len(val)} {measured_on} samples, {len(classes)} classes: "
         f"{', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''}")

@@ -29,6 +29,16 @@ def positive_float(text: str) -> float:
     return _checked(text, float, lambda value: math.isfinite(value) and value > 0, "a positive finite number")
 
 
+def non_negative_float(text: str) -> float:
+    """An argument type: a finite number of at least 0."""
+    return _checked(text, float, lambda value: math.isfinite(value) and value >= 0, "a finite number of at least 0")
+
+
+def fraction(text: str) -> float:
+    """An argument type: a number from 0 up to, not including, 1."""
+    return _checked(text, float, lambda value: 0 <= value < 1, "a number from 0 up to 1 (not 1)")
+
+
 def _checked(text: str, kind: Callable[[str], Number], ok: Callable[[Number], bool], what: str) -> Number:
     error = argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     try:
