@@ -422,3 +422,8 @@ def test_a_model_saved_with_module_options_is_rebuilt_with_them(resnet18, tmp_pa
     assert zoo.create(f"local-dir:{tmp_path / 'saved'}", global_pool="avg").avgpool.pool_type == "avg"
     with pytest.raises(InvalidArgumentError, match="loads its own weights"):
         zoo.create(f"local-dir:{tmp_path / 'saved'}", checkpoint_path=tmp_path / "saved")
+    unpooled = zoo.create("resnet18", pretrained=True, global_pool="", num_classes=0).eval()
+    zoo.save_pretrained(unpooled, tmp_path / "unpooled")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(zoo.create(f"local-dir:{tmp_path / 'unpooled'}").eval()(x), unpooled(x))

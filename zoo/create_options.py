@@ -94,7 +94,7 @@ def take_options(card: ModelCard, kwargs: dict[str, Any], *,
     `replayed` are options a saved model was built with (`APPLIED_OPTIONS`); the caller's win.
     """
     values: dict[str, Any] = dict(replayed or {})
-    specs: dict[str, Mapping[str, Any]] = {}
+    specs = {option: checked_spec(card, option) for option in card.create_options}  # a plugin bug shows at once
     for option in ARCHITECTURE_OPTIONS:
         if option not in kwargs:
             continue
@@ -110,9 +110,11 @@ def take_options(card: ModelCard, kwargs: dict[str, Any], *,
         if values[option] is None:
             del values[option]
             continue
-        spec = checked_spec(card, option)
-        specs[option] = spec
-        values[option] = _checked_value(card, option, values[option], spec)
+        if option not in specs:
+            raise InvalidArgumentError(f"model {card.name!r} was saved with {option}={values[option]!r}, which "
+                                       "its card no longer maps; its create-time options are: "
+                                       f"{', '.join(supported(card))}")
+        values[option] = _checked_value(card, option, values[option], specs[option])
     universal = {o: kwargs.pop(o) for o in UNIVERSAL_OPTIONS if o in kwargs}
     return CreateOptions(card.name, values, specs, _checked_path(universal.get("checkpoint_path")),
                          universal.get("device"), universal.get("dtype"))

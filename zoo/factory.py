@@ -88,7 +88,7 @@ def create(
         plan = saved_plan(name, pretrained=pretrained, **kwargs)
         plan, options = _saved_options(plan, given)
         features = _features_wanted(plan.card, features_only, out_indices)
-        _check_unpooled(plan.card, options, num_classes, features)
+        _check_unpooled(plan.card, options, plan.saved_head if num_classes is None else num_classes, features)
         if not features:
             return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn, options=options)
         model = assemble(plan, num_classes=0 if plan.card.head else None, freeze=freeze, freeze_bn=freeze_bn,
