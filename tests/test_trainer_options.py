@@ -394,6 +394,17 @@ def test_mixup_and_cutmix_train_an_image_model_on_soft_targets():
     assert math.isfinite(default_loss.history[0]["train_loss"])
 
 
+def test_mixing_turns_the_feature_cache_off(tmp_path):
+    tm.register_cards()
+    model = zoo.create("trainer_conv", num_classes=3)
+    x, y = torch.randn(16, 3, 16, 16), torch.arange(16) % 3
+    fit(model, (x, y), epochs=1, batch_size=8, strategy="freeze", cutmix_alpha=1.0,
+        feature_cache_dir=tmp_path / "features", **QUIET)  # the backbone sees the mixed images
+    assert not (tmp_path / "features").exists()
+    with pytest.raises(zoo.InvalidArgumentError, match="feature_cache=True cannot go with"):
+        fit(model, (x, y), epochs=1, strategy="freeze", cutmix_alpha=1.0, feature_cache=True, **QUIET)
+
+
 def test_mixup_resumes_exactly_and_refuses_data_that_is_not_images(tmp_path):
     tm.register_cards()
     x = torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -441,6 +452,7 @@ def test_resume_restores_ema_scaler_accumulation_warmup_and_early_stopping(tmp_p
 
 @pytest.mark.parametrize("options, message", [
     ({"accumulate_grad_batches": 0}, "accumulate_grad_batches must be a whole number of at least 1"),
+    ({"accumulate_grad_batches": 2, "checkpoint_every": 3}, "must be a multiple of accumulate_grad_batches=2"),
     ({"warmup_steps": 2, "warmup_epochs": 1}, "exclusive"),
     ({"warmup_steps": 2, "scheduler": lambda optimizer: None}, "built-in schedulers"),
     ({"ema_decay": 1.5}, "ema_decay must be None or a number between 0 and 1"),

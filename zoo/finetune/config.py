@@ -156,6 +156,10 @@ def _check_choices(config: TrainerConfig) -> None:
 def _check_training_options(config: TrainerConfig) -> None:
     """Accumulation, warm-up, EMA, early stopping, the monitored metric, label smoothing and mixing."""
     whole_number("accumulate_grad_batches", config.accumulate_grad_batches, 1)
+    every, accumulate = config.checkpoint_every, config.accumulate_grad_batches
+    if every is not None and is_int(accumulate) and accumulate > 1 and every % accumulate:
+        raise InvalidArgumentError(f"checkpoint_every={every} must be a multiple of accumulate_grad_batches="
+                                   f"{accumulate}: checkpoints are written where an optimizer step ends a window")
     whole_number("warmup_steps", config.warmup_steps, 0, optional=True)
     non_negative_number("warmup_epochs", config.warmup_epochs, optional=True)
     if config.warmup_steps is not None and config.warmup_epochs is not None:

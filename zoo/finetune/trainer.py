@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 
 from .._progress import progress_bar
+from ..cards import card_or_none
 from ..errors import InvalidArgumentError
 from . import batches, distributed, loop, run_dir
 from . import checkpoint as ckpt
@@ -278,9 +279,8 @@ class Trainer:
         """How many classes the model predicts, for MixUp and CutMix: the data's class names, or its card."""
         if self.labels is not None:
             return len(self.labels)
-        card = getattr(unwrap_ddp_and_compile(model), "zoo_card", None)
-        classes = getattr(card, "num_classes", None)
-        return int(classes) if classes is not None else None
+        card = card_or_none(unwrap_ddp_and_compile(model))
+        return card.num_classes if card is not None else None
 
     def _prepare_data(self, model: nn.Module, train: Any, val: Any) -> _Data:
         """Loaders (over cached backbone features when the strategy allows it) and the optimizer."""
@@ -433,6 +433,11 @@ class Trainer:
     def _use_feature_cache(self, train: Any, val: Any) -> bool:
         """The strategy allows it (frozen backbone) and the data is the same every epoch (no augmentation)."""
         if self.config.feature_cache is False or not getattr(self.strategy, "uses_feature_cache", False):
+            return False
+        if self.config.mixup_alpha or self.config.cutmix_alpha:
+            if self.config.feature_cache:
+                raise InvalidArgumentError("feature_cache=True cannot go with mixup_alpha or cutmix_alpha: mixed "
+                                           "images give other features every epoch")
             return False
         fixed = [data for data in (train, val) if data is not None]
         if all(batches.data_fingerprint(data) is not None and batches.is_deterministic(data) for data in fixed):
