@@ -183,7 +183,7 @@ def _features_wanted(card: ModelCard, features_only: Any, out_indices: Any) -> b
             raise InvalidArgumentError(f"out_indices={out_indices!r} selects feature maps; it needs "
                                        "features_only=True")
         return False
-    from .features import feature_indices  # torch; imported here to keep torch off zoo's import path
+    from .feature_maps import feature_indices  # torch; imported here to keep torch off zoo's import path
 
     feature_indices(card, out_indices)
     return True
@@ -191,7 +191,7 @@ def _features_wanted(card: ModelCard, features_only: Any, out_indices: Any) -> b
 
 def _features(model: torch.nn.Module, out_indices: Any) -> torch.nn.Module:
     """The built model wrapped to return the feature maps of its card's stages at `out_indices`."""
-    from .features import features_model  # torch; imported here to keep torch off zoo's import path
+    from .feature_maps import features_model  # torch; imported here to keep torch off zoo's import path
 
     return features_model(model, card_of(model), out_indices)
 
