@@ -7,6 +7,15 @@ layer groups of the checkpoint's depth (all named by the installed plugin's card
 Among those cards, the task is ``task=`` if given, else the one the config's ``architectures``
 names (``BertForSequenceClassification``: text-classification, with its trained head and labels),
 else feature extraction.
+
+A card listing ``"*"`` (`ANY_MODEL_TYPE`) builds any model type no card claims for the task (the
+transformers family): those cards are asked only after the model type's own. A card may name
+``extra["hf_card"]``, ``"module:function"`` taking ``(card, config, directory, task, builder_kwargs)`` and
+returning the card derived from the checkpoint itself (head, layer groups, input spec).
+
+A sentence-transformers repo (``modules.json``) is built with its own pooling and normalisation
+(`zoo.weights.sentence_pooling`) by a feature-extraction card that lists the pooling in
+``extra["sentence_poolings"]``; any other card, or a pooling no card lists, is refused.
 """
 from __future__ import annotations
 
@@ -16,13 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from ..builders import BuildPlan
-from ..cards import TASK_ALIASES, ModelCard, Recipe
+from ..cards import TASK_ALIASES, ModelCard, Recipe, TextInput
 from ..errors import DuplicateModelError, WeightsError
 from ..registry import default_registry
 from .formats import read_state_dict
 from .loading import apply_key_map, import_function
 from .saved_folder import weights_file
 from .saving import CONFIG_NAME
+from .sentence_pooling import SentencePooling, sentence_pooling
+
+ANY_MODEL_TYPE = "*"
+"""The ``extra["hf_model_types"]`` entry of a card that builds any model type no other card claims."""
+SENTENCE_POOLINGS = "sentence_poolings"
+"""The card ``extra`` key listing the sentence-transformers poolings a feature-extraction card builds
+(keywords ``pooling`` and ``normalize``)."""
+HF_CARD = "hf_card"
+HF_KEY_MAP_ARGS = "hf_key_map_args"
 
 # The tasks a transformers class's suffix says its trained head does, as the Hub names them; the
 # first one a registered card of the model type does wins (sequence classification of text or audio).
@@ -40,8 +58,20 @@ def hf_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any
     if not load:
         return BuildPlan(card=card, head_optional=True, where=str(directory), location=str(directory))
     path = weights_file(directory)
-    state = apply_key_map(read_state_dict(path), card.extra.get("hf_key_map"), card.name)
+    state = _mapped(read_state_dict(path), card)
     return BuildPlan(card=card, state=state, head_optional=True, where=str(path), location=str(directory))
+
+
+def _mapped(state: dict[str, Any], card: ModelCard) -> dict[str, Any]:
+    """The checkpoint's tensors renamed by the card's ``hf_key_map``, called with ``hf_key_map_args``
+    (plain data the card derived from the checkpoint) as keywords when it has them."""
+    spec, args = card.extra.get("hf_key_map"), card.extra.get(HF_KEY_MAP_ARGS)
+    if not isinstance(args, Mapping) or not isinstance(spec, str):
+        return apply_key_map(state, spec, card.name)
+    mapped = import_function(spec, f"key map of {card.name}")(state, **args)
+    if not isinstance(mapped, Mapping):
+        raise WeightsError(f"key map {spec!r} of {card.name} returned {type(mapped).__name__}, not a mapping")
+    return dict(mapped)
 
 
 def _hf_cards(model_type: str) -> list[ModelCard]:
@@ -61,22 +91,35 @@ def _hf_cards(model_type: str) -> list[ModelCard]:
 
 def choose_card(model_type: str, task: str | None, architectures: Sequence[str] = ()) -> ModelCard:
     """The registered card for a transformers `model_type`: of `task` if given, else of the task the
-    checkpoint's `architectures` were trained for, else feature extraction first."""
-    cards = _hf_cards(model_type)
-    if not cards:
+    checkpoint's `architectures` were trained for, else feature extraction first. Cards that claim the model
+    type come first; cards for any model type (`ANY_MODEL_TYPE`) serve what they do not."""
+    own, anything = _hf_cards(model_type), _hf_cards(ANY_MODEL_TYPE)
+    if not own and not anything:
         raise WeightsError(f"no registered model loads transformers model_type {model_type!r}; install a family "
-                           "plugin whose cards list it in extra['hf_model_types'] (see `zoo plugins`)")
+                           "plugin whose cards list it in extra['hf_model_types'] (see `zoo plugins`), e.g. the "
+                           'transformers family: pip install "zoo-models[transformers]"')
+    for cards in (own, anything):
+        chosen = _pick(cards, task, architectures)
+        if chosen is not None:
+            return chosen
+    tasks = sorted({c.task for c in own + anything})
+    raise WeightsError(f"no registered model loads model_type {model_type!r} for task {task!r}; "
+                       f"tasks available: {', '.join(tasks)}")
+
+
+def _pick(cards: list[ModelCard], task: str | None, architectures: Sequence[str]) -> ModelCard | None:
+    if not cards:
+        return None
     if task is not None:
         matching = [c for c in cards if TASK_ALIASES.get(c.task, c.task) == task]
-        if not matching:
-            tasks = sorted({c.task for c in cards})
-            raise WeightsError(f"no registered model loads model_type {model_type!r} for task {task!r}; "
-                               f"tasks available: {', '.join(tasks)}")
-        return matching[0]
-    for trained in architecture_tasks(architectures):
+        return matching[0] if matching else None
+    trained_tasks = architecture_tasks(architectures)
+    for trained in trained_tasks:
         matching = [c for c in cards if TASK_ALIASES.get(c.task, c.task) == trained]
         if matching:
             return matching[0]
+    if trained_tasks and not any(c.extra.get(HF_CARD) for c in cards):
+        return None  # trained for a task these cards do not build: let a family that builds it have it
     features = [c for c in cards if c.task == "feature-extraction"]
     return (features or cards)[0]
 
@@ -101,12 +144,46 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
     to_kwargs = card.extra.get("hf_config_to_kwargs")
     derived = _derived_kwargs(import_function(to_kwargs, f"config converter of {card.name}"), config, where) \
         if to_kwargs else {}
-    builder_kwargs = {**card.defaults, **derived, **(kwargs or {})}
+    builder_kwargs = {**card.defaults, **derived}
+    card, builder_kwargs = _with_sentence_pooling(card, builder_kwargs, where.parent)
+    builder_kwargs.update(kwargs or {})
+    hook = card.extra.get(HF_CARD)
+    if isinstance(hook, str):
+        card = import_function(hook, f"checkpoint reader of {card.name}")(card, dict(config), where.parent, task,
+                                                                           builder_kwargs)
+        if not isinstance(card, ModelCard):
+            raise WeightsError(f"{hook} returned {type(card).__name__}, not a zoo.ModelCard")
+        builder_kwargs = dict(card.defaults)
     labels = _config_labels(config)
     built_classes = builder_kwargs.get("num_classes", card.class_count())
     extra = {**card.extra, **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
                                extra=extra, layer_groups=_layer_groups(card, builder_kwargs))
+
+
+def _with_sentence_pooling(card: ModelCard, builder_kwargs: dict[str, Any],
+                           directory: Path) -> tuple[ModelCard, dict[str, Any]]:
+    """The card and builder keywords that pool as the folder's sentence-transformers modules say, if it has them."""
+    settings = sentence_pooling(directory)
+    if settings is None:
+        return card, builder_kwargs
+    supported = card.extra.get(SENTENCE_POOLINGS) or ()
+    if card.task != "feature-extraction" or settings.pooling not in supported:
+        can = f"it pools with {', '.join(supported)}" if supported else "it builds no sentence-transformers pooling"
+        raise WeightsError(f"{directory} is a sentence-transformers model pooled with {settings.pooling!r}"
+                           f"{' and normalised' if settings.normalize else ''}, which {card.name!r} cannot "
+                           f"reproduce for task {card.task!r} ({can}); zoo refuses rather than embed differently. "
+                           "Load it for feature extraction (task='feature-extraction') with a family that pools so")
+    return _pooled_card(card, settings), {**builder_kwargs, "pooling": settings.pooling,
+                                          "normalize": settings.normalize}
+
+
+def _pooled_card(card: ModelCard, settings: SentencePooling) -> ModelCard:
+    spec = card.input if isinstance(card.input, TextInput) else TextInput()
+    if settings.max_seq_length is not None:
+        spec = dataclasses.replace(spec, max_length=settings.max_seq_length)
+    extra = {**card.extra, "sentence_pooling": dataclasses.asdict(settings)}
+    return dataclasses.replace(card, input=spec, extra=extra)
 
 
 def _layer_groups(card: ModelCard, builder_kwargs: Mapping[str, Any]) -> list[str]:

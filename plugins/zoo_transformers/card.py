@@ -1,0 +1,112 @@
+"""The card of a transformers checkpoint, derived from its config and built model (``extra["hf_card"]``).
+
+`zoo.weights.saved_hf` calls `checkpoint_card` for a ``local-dir:`` or ``hf-hub:`` checkpoint of a model
+type no native family claims. The model is built once on the meta device (no memory, no weights) to read
+its head, layer groups, LoRA targets and feature stages; the input spec comes from the folder's own
+tokenizer, image-processor or feature-extractor JSON files.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import zoo
+
+from .build import build_model, make_config
+from .inputs import audio_settings, image_input, text_input
+from .keys import FIT_LAYOUT
+from .structure import Structure, head_path, structure
+from .tasks import CLASSIFICATION_TASKS, check_task, modality_of, trained_task
+
+FAMILY = "transformers"
+SAVED_CONFIG = "zoo_transformers.interchange:transformers_config"
+# Config keys that say how transformers last stored the weights, not what the model is.
+_DROPPED = ("_name_or_path", "torch_dtype", "dtype", "auto_map", "_attn_implementation_autoset")
+
+
+def clean_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's architecture keys (no dtype, no path, no code map): what `build_model` needs."""
+    return {k: v for k, v in config.items() if k not in _DROPPED and k not in ("zoo", "card", "labels", "task")}
+
+
+def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path, task: str | None,
+                    builder_kwargs: Mapping[str, Any]) -> zoo.ModelCard:
+    """`card` (one of the family's cards for any model type) made the card of this checkpoint."""
+    modality = modality_of(config)
+    trained = trained_task(config.get("architectures") or [], modality)
+    task = task or trained or "feature-extraction"
+    try:
+        check_task(task, modality)
+    except zoo.InvalidArgumentError as exc:
+        raise zoo.WeightsError(f"{directory}: {exc}") from None
+    defaults: dict[str, Any] = {k: v for k, v in builder_kwargs.items() if k not in ("task", "config", "repo")}
+    defaults.update(task=task, config=clean_config(config))
+    spec: Any
+    if modality == "audio":
+        spec, defaults["audio"] = audio_settings(config, directory)
+    elif modality == "image":
+        spec = image_input(config, directory)
+    else:
+        spec = card.input if card.extra.get("sentence_pooling") else text_input(config, directory, None)
+        if task == "feature-extraction":
+            defaults.setdefault("pooling", "mean")
+    derived = derive(defaults, trained_head=trained == task)
+    defaults["num_layers"] = derived["num_layers"]
+    extra = {k: v for k, v in card.extra.items() if k not in ("hf_model_types", "hf_card")}
+    extra.update(derived["extra"])
+    return dataclasses.replace(
+        card, name=f"{FAMILY}/{task}", task=task, modality=modality, defaults=defaults, input=spec,
+        head=derived["head"], layer_groups=derived["layer_groups"], num_features=derived["num_features"],
+        num_classes=derived["num_classes"], feature_stages=derived["feature_stages"], extra=extra)
+
+
+def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]:
+    """Card fields read off the model `defaults` build (built on the meta device)."""
+    task = defaults["task"]
+    kwargs = {k: v for k, v in defaults.items() if k != "num_layers"}
+    with torch.device("meta"):
+        model = build_model(**kwargs)
+    inner = model.transformers_model
+    hf_config = inner.config
+    head = head_path(inner, task, hf_config) if task in CLASSIFICATION_TASKS else "head"
+    found = structure(model, head)
+    prefix = inner.base_model_prefix
+    key_args: dict[str, Any] = {"prefix": prefix}
+    if task == "feature-extraction":
+        key_args["pooler"] = getattr(inner, "pooler", None) is not None
+        classes = 0
+    else:
+        key_args["heads"] = found.head_roots
+        classes = hf_config.vocab_size if task == "automatic-speech-recognition" else hf_config.num_labels
+    extra = {"lora_targets": found.lora_targets, "hf_key_map": FIT_LAYOUT, "hf_key_map_args": key_args,
+             "hf_architecture": type(inner).__name__,
+             "saved_config": SAVED_CONFIG, "trained_head": trained_head}
+    return {"head": head, "layer_groups": found.layer_groups, "num_layers": found.num_layers,
+            "num_features": model.num_features, "num_classes": classes, "extra": extra,
+            "feature_stages": feature_stages(model, found, hf_config)}
+
+
+def feature_stages(model: Any, found: Structure, hf_config: Any) -> list[zoo.FeatureStage]:
+    """Image models' feature maps: each stage of a conv net, or each block of a patch transformer."""
+    if model.modality != "image":
+        return []
+    sizes = getattr(hf_config, "hidden_sizes", None)
+    if isinstance(sizes, (list, tuple)) and len(sizes) == found.num_layers:
+        first = getattr(hf_config, "patch_size", 4)
+        first = first if isinstance(first, int) else 4
+        return [zoo.FeatureStage(module=f"{found.layers}.{i}", channels=int(width), reduction=first * 2**i)
+                for i, width in enumerate(sizes)]
+    patch = getattr(hf_config, "patch_size", None)
+    width = getattr(hf_config, "hidden_size", None)
+    if not isinstance(patch, int) or not isinstance(width, int):
+        return []
+    prefix = 1 + int(getattr(hf_config, "num_register_tokens", 0) or 0)
+    return [zoo.FeatureStage(module=f"{found.layers}.{i}", channels=width, reduction=patch, layout="NLC",
+                             prefix_tokens=prefix) for i in range(found.num_layers)]
+
+
+__all__ = ["checkpoint_card", "clean_config", "derive", "make_config"]

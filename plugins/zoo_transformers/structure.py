@@ -1,0 +1,90 @@
+"""Card data read off a built transformers model: head, layer groups, LoRA targets, feature stages.
+
+Nothing here is per architecture: the encoder's layers are its largest list of blocks, the head is
+the last linear layer outside the encoder with the task's output count, and everything else takes
+its place around them in registration order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+
+@dataclass
+class Structure:
+    head: str | None
+    layer_groups: list[str]
+    layers: str
+    num_layers: int
+    lora_targets: list[str]
+    head_roots: list[str] = field(default_factory=list)
+
+
+def head_path(inner: nn.Module, task: str, hf_config: Any) -> str:
+    """Dotted path of the layer producing the task's outputs (outside the encoder)."""
+    prefix = getattr(inner, "base_model_prefix", "")
+    outputs = hf_config.vocab_size if task == "automatic-speech-recognition" else hf_config.num_labels
+    found = [name for name, module in inner.named_modules()
+             if isinstance(module, nn.Linear) and module.out_features == outputs
+             and not (name == prefix or name.startswith(prefix + "."))]
+    if not found:
+        raise ValueError(f"{type(inner).__name__} has no linear layer of {outputs} outputs outside its encoder")
+    return found[-1]
+
+
+def _param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _layer_list(root: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The list of blocks holding most of the parameters (the encoder's layers, or a conv net's stages)."""
+    lists = [(name, m) for name, m in root.named_modules() if isinstance(m, nn.ModuleList) and len(m)]
+    if not lists:
+        raise ValueError(f"{type(root).__name__} has no list of layers")
+    return max(lists, key=lambda item: _param_count(item[1]))
+
+
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def structure(model: nn.Module, head: str | None) -> Structure:
+    """The structure of a built `zoo_transformers.model.TransformersModel` (or any module)."""
+    layers, blocks = _layer_list(model)
+    parts = layers.split(".")
+    before: list[str] = []
+    after: list[str] = []
+    node: nn.Module = model
+    for depth, part in enumerate(parts):
+        prefix = ".".join(parts[:depth])
+        seen = False
+        level_after = []
+        for name, child in node.named_children():
+            path = f"{prefix}.{name}" if prefix else name
+            if name == part:
+                seen = True
+            elif _has_params(child):
+                (level_after if seen else before).append(path)
+        after = level_after + after
+        node = getattr(node, part)
+    groups = before + [f"{layers}.{i}" for i in range(len(blocks))] + after
+    if head and not any(head == g or head.startswith(g + ".") for g in groups):
+        groups.append(head)
+    roots = sorted({g.split(".", 1)[0] for g in after} | ({head.split(".", 1)[0]} if head else set()))
+    return Structure(head=head, layer_groups=groups, layers=layers, num_layers=len(blocks),
+                     lora_targets=lora_targets(model, layers), head_roots=roots)
+
+
+def lora_targets(model: nn.Module, layers: str) -> list[str]:
+    """Wildcard names of the linear layers in the blocks (attention and MLP), one pattern per kind."""
+    patterns: list[str] = []
+    lead = layers + "."
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and name.startswith(lead):
+            pattern = lead + re.sub(r"(^|\.)\d+(?=\.|$)", r"\1*", name[len(lead):])
+            if pattern not in patterns:
+                patterns.append(pattern)
+    return patterns
