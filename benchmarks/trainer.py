@@ -2,10 +2,13 @@
 
 1. `zoo.finetune.fit` against a hand-written PyTorch loop: same model, data, optimizer and
    batch size; seconds per optimizer step (target: at most 1.02x).
-2. bf16 autocast and channels_last against fp32 with the trainer (CPU; reported).
+2. bf16 and fp16 autocast and channels_last against fp32 with the trainer (CPU; reported).
 3. Two DDP processes (torchrun, gloo) against one process over the same epoch (reported).
+4. The cost per step of the training options: gradient accumulation and EMA of the weights against
+   a run without them, and of the per-step metrics (the epoch meter's update) against a step.
 
-    python benchmarks/trainer.py [--model shufflenet_v2_x0_5] [--size 64] [--steps 30] [--repeats 3] [--threads N]
+    python benchmarks/trainer.py [all|overhead|precision|ddp|options] [--model shufflenet_v2_x0_5] [--size 64]
+                                 [--steps 30] [--repeats 3] [--threads N]
 
 Repetitions alternate between the contenders and the median is reported, so a busy machine
 slows both sides alike.
@@ -85,6 +88,7 @@ def precision_and_layout(args) -> dict:
     steps = args.steps * args.epochs
     settings = {"fp32": {"precision": "fp32", "channels_last": False},
                 "bf16": {"precision": "bf16", "channels_last": False},
+                "fp16": {"precision": "fp16", "channels_last": False},
                 "fp32+channels_last": {"precision": "fp32", "channels_last": True},
                 "bf16+channels_last": {"precision": "bf16", "channels_last": True}}
     times: dict[str, list[float]] = {k: [] for k in settings}
@@ -93,6 +97,42 @@ def precision_and_layout(args) -> dict:
             times[name].append(trainer_run(make_model(args.model), x, y, args.batch_size, args.epochs, 1e-3,
                                            progress=False, **options))
     return {name: median_per_step(t, steps) for name, t in times.items()}
+
+
+# ---------------------------------------------------------------------------- training options
+
+
+OPTION_SETTINGS = {"no options": {}, "accumulate_grad_batches=4": {"accumulate_grad_batches": 4},
+                   "ema_decay=0.999": {"ema_decay": 0.999}}
+
+
+def option_costs(args) -> dict:
+    """Seconds per batch of fit with each option against none, and the epoch meter's update per step."""
+    from zoo.finetune.ema import WeightAverage
+    from zoo.finetune.metrics import Meter
+
+    x, y = make_data(args.batch_size * args.steps, args.size)
+    batches = args.steps * args.epochs
+    times: dict[str, list[float]] = {name: [] for name in OPTION_SETTINGS}
+    for _ in range(args.repeats):
+        for name, options in OPTION_SETTINGS.items():
+            times[name].append(trainer_run(make_model(args.model), x, y, args.batch_size, args.epochs, 1e-3,
+                                           progress=True, **options))
+    result = {name: median_per_step(t, batches) for name, t in times.items()}
+    # the parts alone, timed on their own: the meter's update on a step's outputs, the average's update
+    logits, targets = torch.randn(args.batch_size, 10), torch.randint(0, 10, (args.batch_size,))
+    loss = torch.tensor(2.3)
+    meter, average = Meter(), WeightAverage(make_model(args.model), 0.999)
+    calls = 200
+    for label, work in (("meter", lambda: meter.update(loss, logits, targets)), ("ema", average.update)):
+        samples = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for _ in range(calls):
+                work()
+            samples.append((time.perf_counter() - started) / calls)
+        result[f"{label} update alone"] = statistics.median(samples)
+    return result
 
 
 # ---------------------------------------------------------------------------- DDP
@@ -160,7 +200,8 @@ def ddp(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="trainer benchmarks")
-    parser.add_argument("mode", nargs="?", default="all", choices=["all", "overhead", "precision", "ddp", "ddp-worker"])
+    parser.add_argument("mode", nargs="?", default="all",
+                        choices=["all", "overhead", "precision", "ddp", "options", "ddp-worker"])
     parser.add_argument("--model", default="shufflenet_v2_x0_5")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -198,6 +239,16 @@ def main() -> None:
         base = next(iter(r.values()))
         for name, value in r.items():
             print(f"   {name:24s} {value:8.3f} s   ratio to 1 process {value / base:.3f}x")
+    if args.mode in ("all", "options"):
+        r = option_costs(args)
+        base = r["no options"]
+        print("\n4. training options with fit (seconds per batch; accumulation steps the optimizer every 4th batch)")
+        for name in OPTION_SETTINGS:
+            print(f"   {name:28s} {r[name] * 1000:8.2f} ms   ratio to no options {r[name] / base:.3f}x")
+        print(f"   {'metrics: Meter.update alone':28s} {r['meter update alone'] * 1000:8.3f} ms   "
+              f"{r['meter update alone'] / base:.2%} of a step")
+        print(f"   {'EMA: its update alone':28s} {r['ema update alone'] * 1000:8.3f} ms   "
+              f"{r['ema update alone'] / base:.2%} of a step")
 
 
 if __name__ == "__main__":
