@@ -37,8 +37,17 @@ def make_config(config: Mapping[str, Any]) -> Any:
     if not isinstance(model_type, str) or model_type not in known:
         raise zoo.WeightsError(f"transformers {transformers.__version__} has no model type {model_type!r}; "
                                "upgrade transformers, or use a checkpoint of a model type it defines")
-    values = {k: v for k, v in config.items() if k not in _NOT_CONFIG and k != "model_type"}
+    values = {k: plain(v) for k, v in config.items() if k not in _NOT_CONFIG and k != "model_type"}
     return transformers.AutoConfig.for_model(model_type, **values)
+
+
+def plain(value: Any) -> Any:
+    """A card's read-only JSON value as fresh dicts and lists (transformers fills in config dicts in place)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 def hub_config(repo: str) -> dict[str, Any]:

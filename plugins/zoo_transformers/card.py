@@ -74,14 +74,9 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]
     hf_config = inner.config
     head = head_path(inner, task, hf_config) if task in CLASSIFICATION_TASKS else "head"
     found = structure(model, head)
-    prefix = inner.base_model_prefix
-    key_args: dict[str, Any] = {"prefix": prefix}
-    if task == "feature-extraction":
-        key_args["pooler"] = getattr(inner, "pooler", None) is not None
-        classes = 0
-    else:
-        key_args["heads"] = found.head_roots
-        classes = hf_config.vocab_size if task == "automatic-speech-recognition" else hf_config.num_labels
+    key_args = {"task": task, "config": defaults["config"]}
+    classes = 0 if task == "feature-extraction" else (
+        hf_config.vocab_size if task == "automatic-speech-recognition" else hf_config.num_labels)
     extra = {"lora_targets": found.lora_targets, "hf_key_map": FIT_LAYOUT, "hf_key_map_args": key_args,
              "hf_architecture": type(inner).__name__,
              "saved_config": SAVED_CONFIG, "trained_head": trained_head}
@@ -90,7 +85,7 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]
             "feature_stages": feature_stages(model, found, hf_config)}
 
 
-def feature_stages(model: Any, found: Structure, hf_config: Any) -> list[zoo.FeatureStage]:
+def feature_stages(model: Any, found: Structure, hf_config: Any) -> list[dict[str, Any]]:
     """Image models' feature maps: each stage of a conv net, or each block of a patch transformer."""
     if model.modality != "image":
         return []
@@ -98,15 +93,15 @@ def feature_stages(model: Any, found: Structure, hf_config: Any) -> list[zoo.Fea
     if isinstance(sizes, (list, tuple)) and len(sizes) == found.num_layers:
         first = getattr(hf_config, "patch_size", 4)
         first = first if isinstance(first, int) else 4
-        return [zoo.FeatureStage(module=f"{found.layers}.{i}", channels=int(width), reduction=first * 2**i)
+        return [{"module": f"{found.layers}.{i}", "channels": int(width), "reduction": first * 2**i}
                 for i, width in enumerate(sizes)]
     patch = getattr(hf_config, "patch_size", None)
     width = getattr(hf_config, "hidden_size", None)
     if not isinstance(patch, int) or not isinstance(width, int):
         return []
     prefix = 1 + int(getattr(hf_config, "num_register_tokens", 0) or 0)
-    return [zoo.FeatureStage(module=f"{found.layers}.{i}", channels=width, reduction=patch, layout="NLC",
-                             prefix_tokens=prefix) for i in range(found.num_layers)]
+    return [{"module": f"{found.layers}.{i}", "channels": width, "reduction": patch, "layout": "NLC",
+             "prefix_tokens": prefix} for i in range(found.num_layers)]
 
 
 __all__ = ["checkpoint_card", "clean_config", "derive", "make_config"]

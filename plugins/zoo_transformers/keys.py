@@ -1,65 +1,68 @@
-"""Key maps between a transformers checkpoint's layout and the model the card builds (no torch).
+"""Checkpoint keys -> the keys of the model a card builds, as transformers itself maps them (torch imported
+lazily, when a checkpoint is loaded).
 
-Checkpoints of one architecture come in two layouts: the bare encoder (``embeddings.*``, as
-``AutoModel`` saves it) and a task model with the encoder under its ``base_model_prefix``
-(``bert.embeddings.*``) plus heads. Cards name a map by function name (data, not code):
-
-* ``base__<prefix>[__nopooler]``: to the bare encoder (feature extraction); heads of other tasks are dropped,
-  and the optional pooler's tensors where the encoder is built without one;
-* ``task__<prefix>__<head>[__<head>...]``: to a task model whose top-level head modules are named;
-  a bare encoder gets the prefix, and pre-training heads (masked-LM, next-sentence) are dropped.
+A checkpoint may differ from the model in three ways, all of which transformers' ``from_pretrained``
+accepts: key names transformers renamed since the file was written (its own conversion mapping, e.g.
+``encoder.layer.N.attention.attention.query`` -> ``layers.N.attention.q_proj``); the encoder stored bare
+(``embeddings.*``, as ``AutoModel`` saves it) or under the task model's ``base_model_prefix``
+(``bert.embeddings.*``); and parts the task does not use (a masked-LM head, another task's classifier, an
+optional pooler). The map renames as transformers does and keeps the tensors the model has; a tensor the
+model needs and the file lacks is still reported by zoo's strict loading (only the head may be missing).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-_SEPARATOR = "__"
-
-
-def base_map_name(prefix: str, *, pooler: bool = True) -> str:
-    suffix = "" if pooler else f"{_SEPARATOR}nopooler"
-    return f"{__name__}:base{_SEPARATOR}{prefix}{suffix}"
-
-
-def task_map_name(prefix: str, heads: list[str]) -> str:
-    return f"{__name__}:task{_SEPARATOR}{prefix}{_SEPARATOR}{_SEPARATOR.join(heads)}"
-
-
-def to_base(state: Mapping[str, Any], prefix: str, *, pooler: bool = True) -> dict[str, Any]:
-    """The bare encoder's tensors: under ``prefix.`` when the checkpoint has them there, else all of them
-    (without the optional pooler's, for an encoder built without one)."""
-    lead = prefix + "."
-    if any(key.startswith(lead) for key in state):
-        state = {key[len(lead):]: value for key, value in state.items() if key.startswith(lead)}
-    return {key: value for key, value in state.items() if pooler or not key.startswith("pooler.")}
-
-
-def to_task(state: Mapping[str, Any], prefix: str, heads: tuple[str, ...]) -> dict[str, Any]:
-    """A task model's tensors: the encoder under ``prefix.`` and the named heads; nothing else."""
-    lead = prefix + "."
-    if any(key.startswith(lead) for key in state):
-        return {key: value for key, value in state.items()
-                if key.startswith(lead) or key.split(".", 1)[0] in heads}
-    return {lead + key: value for key, value in state.items()}
-
-
-def __getattr__(name: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    kind, _, rest = name.partition(_SEPARATOR)
-    parts = rest.split(_SEPARATOR) if rest else []
-    if kind == "base" and len(parts) in (1, 2):
-        return lambda state: to_base(state, parts[0], pooler=parts[1:] != ["nopooler"])
-    if kind == "task" and len(parts) >= 2:
-        return lambda state: to_task(state, parts[0], tuple(parts[1:]))
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def fit_layout(state: Mapping[str, Any], *, prefix: str, heads: list[str] | None = None,
-               pooler: bool = True) -> dict[str, Any]:
-    """`to_task` (with `heads`) or `to_base`, its arguments given as data (``extra["hf_key_map_args"]``)."""
-    if heads is None:
-        return to_base(state, prefix, pooler=pooler)
-    return to_task(state, prefix, tuple(heads))
-
-
 FIT_LAYOUT = f"{__name__}:fit_layout"
+
+
+def fit_layout(state: Mapping[str, Any], *, task: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """`state` with the names the model of `task` built from `config` uses (the card's ``hf_key_map``, with
+    ``hf_key_map_args`` ``{"task": ..., "config": ...}``)."""
+    import torch
+
+    from .build import build_model
+
+    with torch.device("meta"):
+        model = build_model(task=task, config=config)
+    return fit_to_model(state, model.transformers_model, set(model.state_dict()))
+
+
+def fit_to_model(state: Mapping[str, Any], inner: Any, expected: set[str]) -> dict[str, Any]:
+    rename = _renamer(inner, expected)
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        new = rename(key)
+        if new in expected:
+            out[new] = value
+    return out
+
+
+def _renamer(inner: Any, expected: set[str]) -> Any:
+    """transformers' own key renaming for this model (its conversion mapping and base-model prefix)."""
+    prefix = getattr(inner, "base_model_prefix", "") or ""
+    meta = dict.fromkeys(expected, True)
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+    except ImportError:  # a transformers without conversion mappings: only the prefix differs
+        return lambda key: _prefixed(key, prefix, expected)
+    transforms = get_model_conversion_mapping(inner)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+
+    def rename(key: str) -> str:
+        new, _ = rename_source_key(key, renamings, converters, base_model_prefix=prefix or None, meta_state_dict=meta)
+        return str(new)
+
+    return rename
+
+
+def _prefixed(key: str, prefix: str, expected: set[str]) -> str:
+    if key in expected or not prefix:
+        return key
+    lead = prefix + "."
+    if key.startswith(lead) and key[len(lead):] in expected:
+        return key[len(lead):]
+    return lead + key if lead + key in expected else key

@@ -39,12 +39,17 @@ def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _linear_count(module: nn.Module) -> int:
+    return sum(_param_count(m) for m in module.modules() if isinstance(m, nn.Linear))
+
+
 def _layer_list(root: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The list of blocks holding most of the parameters (the encoder's layers, or a conv net's stages)."""
+    """The list of blocks holding most of the linear layers' parameters (the encoder's attention layers, not a
+    convolutional front end), or of all parameters in a model without linear layers (a conv net's stages)."""
     lists = [(name, m) for name, m in root.named_modules() if isinstance(m, nn.ModuleList) and len(m)]
     if not lists:
         raise ValueError(f"{type(root).__name__} has no list of layers")
-    return max(lists, key=lambda item: _param_count(item[1]))
+    return max(lists, key=lambda item: (_linear_count(item[1]), _param_count(item[1])))
 
 
 def _has_params(module: nn.Module) -> bool:

@@ -39,7 +39,7 @@ def modality_of(config: Mapping[str, Any]) -> str:
     """``text``, ``image`` or ``audio``: what a transformers config's model reads, from its own keys."""
     if any(key in config for key in _AUDIO_KEYS):
         return "audio"
-    if any(key in config for key in _IMAGE_KEYS) and "vocab_size" not in config:
+    if any(key in config for key in _IMAGE_KEYS):
         return "image"
     return "text"
 
