@@ -26,6 +26,9 @@ FAMILY = {"bert": "bert", "distilbert": "bert", "roberta": "bert"}
 # zoo.create(name, drop_rate=...): the dropout of the embeddings and every layer (and of the head, unless a
 # checkpoint sets its own classifier dropout); the RNNs' dropout after pooling (and between stacked layers).
 CREATE_OPTIONS = {"drop_rate": {"keyword": "dropout"}}
+# The sentence-transformers poolings the encoder reproduces (keywords pooling= and normalize=); a repo pooled
+# otherwise (max, last token) is refused by zoo.weights.saved_hf rather than embedded differently.
+SENTENCE_POOLINGS = ["cls", "mean"]
 
 
 def register(registry: zoo.Registry) -> None:
@@ -72,7 +75,8 @@ def generic_card(arch: str, model_types: tuple[str, ...], task: str) -> zoo.Mode
         head="head", layer_groups=layer_groups(None), num_features=GENERIC_SHAPE[arch]["hidden_size"],
         extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types),
                "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config",
-               "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS},
+               "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS,
+               **({"sentence_poolings": SENTENCE_POOLINGS} if task == "feature-extraction" else {})},
         create_options=CREATE_OPTIONS,
     )
 

@@ -126,7 +126,7 @@ def _takes_pooling_layer(hf_config: Any) -> bool:
     import inspect
 
     transformers = transformers_module()
-    cls = transformers.MODEL_MAPPING.get(type(hf_config))
+    cls = transformers.MODEL_MAPPING.get(type(hf_config), None)
     if cls is None:
         return False
     return "add_pooling_layer" in inspect.signature(cls.__init__).parameters

@@ -51,7 +51,10 @@ def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path
     elif modality == "image":
         spec = image_input(config, directory)
     else:
-        spec = card.input if card.extra.get("sentence_pooling") else text_input(config, directory, None)
+        spec = text_input(config, directory, None)
+        sentence = card.extra.get("sentence_pooling")
+        if isinstance(sentence, Mapping) and isinstance(sentence.get("max_seq_length"), int):
+            spec = dataclasses.replace(spec, max_length=sentence["max_seq_length"])
         if task == "feature-extraction":
             defaults.setdefault("pooling", "mean")
     derived = derive(defaults, trained_head=trained == task)

@@ -50,6 +50,7 @@ class TransformersModel(nn.Module):
         self.num_features = num_features
         self.intermediate_count = num_layers
         if task == "feature-extraction":
+            pooling = pooling or ("mean" if modality == "text" else None)
             if modality == "text" and pooling not in _POOLINGS:
                 raise ValueError(f"text pooling must be one of {_POOLINGS}, got {pooling!r}")
             self.pooling = pooling

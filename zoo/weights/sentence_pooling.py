@@ -17,6 +17,8 @@ from ..errors import WeightsError
 
 MODULES_NAME = "modules.json"
 SENTENCE_CONFIG_NAME = "sentence_bert_config.json"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+_UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
 POOLINGS = ("cls", "mean", "max", "lasttoken")
 # The pooling config's older spelling: one boolean per mode.
 _LEGACY_MODES = {
@@ -94,9 +96,14 @@ def _pooling(directory: Path, path: str) -> tuple[str, bool]:
 
 
 def _max_seq_length(directory: Path) -> int | None:
-    config = _read_json(directory, SENTENCE_CONFIG_NAME)
-    value = config.get("max_seq_length") if isinstance(config, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    """``max_seq_length`` of sentence_bert_config.json, else the tokenizer's ``model_max_length`` (where
+    sentence-transformers 5 and later keep it)."""
+    for name, key in ((SENTENCE_CONFIG_NAME, "max_seq_length"), (TOKENIZER_CONFIG_NAME, "model_max_length")):
+        config = _read_json(directory, name)
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED:
+            return value
+    return None
 
 
 def _read_json(directory: Path, name: str) -> Any:
