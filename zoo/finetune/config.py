@@ -106,6 +106,10 @@ class TrainerConfig:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainerConfig))
+# the options of accumulation, warm-up, EMA, early stopping, the monitor, label smoothing and mixing
+TRAINING_OPTIONS = ("accumulate_grad_batches", "warmup_steps", "warmup_epochs", "ema_decay", "ema_eval",
+                    "early_stopping_patience", "min_delta", "monitor", "monitor_mode", "label_smoothing",
+                    "mixup_alpha", "cutmix_alpha")
 
 
 def make_config(config: TrainerConfig | None = None, options: Mapping[str, Any] | None = None) -> TrainerConfig:

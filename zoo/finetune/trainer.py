@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -36,14 +36,11 @@ from . import batches, distributed, loop, run_dir
 from . import checkpoint as ckpt
 from .callbacks import BestModel, Callback, Hooks, callback_states, load_callback_states
 from .checkpoint import CheckpointError, NonFiniteError, unwrap_ddp_and_compile
-from .config import FIELDS, TrainerConfig, make_config
-from .early_stopping import EarlyStopping
-from .ema import WeightAverage
+from .config import FIELDS, TRAINING_OPTIONS, TrainerConfig, make_config
 from .feature_cache import cached_features
 from .heads import get_head
 from .messages import say
 from .metrics import Meter, format_confusion, format_metrics, summary
-from .mixing import Mixing, build_mixing
 from .optim import build_optimizer, build_scheduler, optimizer_steps_per_epoch
 from .resume import (
     CHECKPOINT_FORMAT,
@@ -55,15 +52,20 @@ from .resume import (
     resume_path,
     run_config,
 )
-from .stepping import Updater, make_scaler
+from .stepping import Updater
 from .strategies import Strategy, strategy_for
+from .training_parts import TrainingParts
+
+if TYPE_CHECKING:
+    from .ema import WeightAverage
 
 __all__ = ["Callback", "FitResult", "Trainer", "TrainerConfig", "evaluate", "fit"]
 
 # Trainer attributes that held options before TrainerConfig, and the config field each one reads now
 _RENAMED = {"strategy_spec": "strategy", "loss_spec": "loss", "optimizer_spec": "optimizer",
             "scheduler_spec": "scheduler", "device_spec": "device"}
-_OLD_ATTRIBUTES = {**{name: name for name in FIELDS if name not in _RENAMED.values() and name != "labels"},
+_OLD_ATTRIBUTES = {**{name: name for name in FIELDS
+                      if name not in _RENAMED.values() and name != "labels" and name not in TRAINING_OPTIONS},
                    **_RENAMED}
 
 
@@ -151,7 +153,8 @@ class Trainer:
     ``Trainer(epochs=3, lr=1e-3)`` takes the fields of `TrainerConfig` as keywords, or a
     configuration (``Trainer(config, epochs=5)``: keywords override it). Callbacks see the
     trainer's ``config``, ``model``, ``optimizer``, ``scheduler``, ``epoch``, ``step``,
-    ``global_step``, ``history``, ``labels`` and ``best`` (the best-model tracker).
+    ``global_step`` (both count batches), ``history``, ``labels``, ``best`` (the best-model
+    tracker), ``ema`` (the weight average) and ``scaler`` (the fp16 gradient scaler).
     """
 
     def __init__(self, config: TrainerConfig | None = None, /, **options: Any) -> None:
@@ -169,10 +172,18 @@ class Trainer:
         self._early_stopped = False
         self._loss_fn: loop.Loss = loop.build_loss(self.config)
         self._train_loss_fn: loop.Loss = loop.build_loss(self.config, training=True)
-        self.ema: WeightAverage | None = None
-        self.scaler: torch.amp.GradScaler | None = None
-        self._mix: Mixing | None = None
+        self.parts = TrainingParts()
         self._fresh_run(self.config.labels)
+
+    @property
+    def ema(self) -> WeightAverage | None:
+        """The weight average (``ema_decay``), None without one."""
+        return self.parts.ema
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """The fp16 gradient scaler, None in other precisions."""
+        return self.parts.scaler
 
     def __getattr__(self, name: str) -> Any:
         if name in _OLD_ATTRIBUTES:  # options were attributes of the trainer before TrainerConfig
@@ -215,13 +226,9 @@ class Trainer:
             info = {"epoch": metrics["epoch"], "monitor": self.best.monitor, "value": self.best.value,
                     "metrics": summary(metrics), "labels": self.labels,
                     "ema": self.config.ema_eval, **self._data_info}
-            with self._weights_measured():
+            with self.parts.measured_weights():
                 ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
         distributed.barrier(self.context)
-
-    def _weights_measured(self) -> contextlib.AbstractContextManager[Any]:
-        """The model holds the weights a run measures and saves: the average with ``ema_eval``, else its own."""
-        return self.ema.applied() if self.ema is not None and self.config.ema_eval else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ the run
 
@@ -232,9 +239,7 @@ class Trainer:
         config = self.config
         self.scheduler = build_scheduler(config, self.optimizer,
                                          optimizer_steps_per_epoch(data.batches, config.accumulate_grad_batches))
-        self.scaler = make_scaler(config.precision, self.context.device)
-        self.ema = WeightAverage(model, float(config.ema_decay)) if config.ema_decay is not None else None
-        self._mix = build_mixing(config.mixup_alpha, config.cutmix_alpha, self._num_classes(model))
+        self.parts = TrainingParts.build(config, model, self.context.device, self._num_classes(model))
         if self.config.compile:
             data.forward_model = torch.compile(data.forward_model)  # type: ignore[assignment]
         meter = self._resume_or_start(model)
@@ -269,9 +274,6 @@ class Trainer:
         self.labels: list[str] | None = list(labels) if labels is not None else None
         config = self.config
         self.best = BestModel(config.monitor, config.monitor_mode)
-        self.early_stopping = (EarlyStopping(config.early_stopping_patience, float(config.min_delta), config.monitor,
-                                             config.monitor_mode)
-                               if config.early_stopping_patience is not None else None)
         self._hooks = Hooks([self.best, *config.callbacks])
         self._losses = loop.NonFiniteLosses(loop.SCALER_PATIENCE if config.precision == "fp16" else 1)
 
@@ -328,7 +330,7 @@ class Trainer:
 
     def _stopped_early(self) -> bool:
         """Early stopping ended the run (every process measured the same metrics, so all agree)."""
-        stopping = self.early_stopping
+        stopping = self.parts.early_stopping
         if stopping is None or not stopping.should_stop or self.epoch >= self.config.epochs:
             return False
         self._early_stopped = True
@@ -344,10 +346,11 @@ class Trainer:
         show = config.progress and context.is_main
         bar = progress_bar(enabled=show, total=total, initial=self.step, description=f"epoch {self.epoch + 1}/"
                            f"{config.epochs}", leave=False, dynamic_ncols=True, mininterval=0.5)
-        updater = Updater(self.optimizer, self.scheduler, self.model, config.grad_clip, self.scaler, self.ema,
+        parts = self.parts
+        updater = Updater(self.optimizer, self.scheduler, self.model, config.grad_clip, parts.scaler, parts.ema,
                           config.accumulate_grad_batches)
         steps = loop.train_steps(runner, self._train_loss_fn, data.train_loader, meter, updater=updater,
-                                 first=self.step, epoch_batches=total, mix=self._mix,
+                                 first=self.step, epoch_batches=total, mix=parts.mix,
                                  autocast=loop.autocast_for(config, context.device),
                                  channels_last=loop.wants_channels_last(config, context.device, self.model),
                                  device=context.device)
@@ -378,7 +381,7 @@ class Trainer:
         metrics: dict[str, Any] = {"epoch": epoch + 1}
         metrics.update({f"train_{k}": v for k, v in meter.compute(self.context).items()})
         if data.val_loader is not None:
-            with self._weights_measured():
+            with self.parts.measured_weights():
                 measured = self._measure(data.eval_model, data.val_loader)
             metrics.update({f"val_{k}": v for k, v in measured.items()})
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -387,8 +390,8 @@ class Trainer:
         self.epoch, self.step = epoch + 1, 0
         self._say(f"epoch {epoch + 1}/{self.config.epochs}: {format_metrics(metrics)}")
         self._hooks.call("on_epoch_end", self, epoch, metrics)
-        if self.early_stopping is not None:
-            self.early_stopping.update(metrics)
+        if self.parts.early_stopping is not None:
+            self.parts.early_stopping.update(metrics)
         self._save_checkpoint(model, meter)
 
     def _finish(self, model: nn.Module, stopped: bool) -> FitResult:
@@ -506,28 +509,13 @@ class Trainer:
                 self.scheduler.load_state_dict(state["scheduler"])
             ckpt.set_rng_state(rank_rng(state["rng"], self.context.rank, self.context.world_size))
             self.best.load_state_dict(state.get("best"))
-            self._restore_training_state(state)
+            self.parts.load_state_dict(state)
             load_callback_states(self.config.callbacks, state.get("callbacks") or {})
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"checkpoint {path} does not fit this run ({reason}); start without resume") from exc
         self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
         self.history = list(state["history"])
-
-    def _restore_training_state(self, state: dict[str, Any]) -> None:
-        """The scaler, the weight average and the early-stopping counters (a checkpoint without them keeps
-        them fresh: it was written before the run had them)."""
-        if self.scaler is not None and state.get("scaler") is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        if self.early_stopping is not None:
-            self.early_stopping.load_state_dict(state.get("early_stopping"))
-
-    def _training_state(self) -> dict[str, Any]:
-        return {"scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "early_stopping": self.early_stopping.state_dict() if self.early_stopping is not None else None}
 
     def _run_config(self, model: nn.Module) -> dict[str, Any]:
         return run_config(self.config, model, self.context.world_size, self.strategy)
@@ -554,7 +542,7 @@ class Trainer:
                 "rng": rng,
                 "history": self.history,
                 "best": self.best.state_dict(),
-                **self._training_state(),
+                **self.parts.state_dict(),
                 "callbacks": callback_states(self.config.callbacks),
                 "meter": meter_state(meter),
                 "config": self._run_config(model),
