@@ -1,7 +1,8 @@
 """``zoo.create("local-dir:DIR")`` and ``zoo.create("hf-hub:org/repo[@revision]")``: saved models as build plans.
 
-Two kinds of folders load: zoo's own format (`saved_zoo`) and Hugging Face ``transformers``
-checkpoints (`saved_hf`). A folder whose config ships code of its own (``auto_map``) is refused.
+Three kinds of folders load: zoo's own format (`saved_zoo`), Hugging Face ``transformers``
+checkpoints (`saved_hf`) and timm's checkpoints (`saved_timm`). A folder whose config ships code of
+its own (``auto_map``) is refused.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ..builders import BuildPlan
 from ..cards import ModelCard, canonical_task
 from ..names import HUB_PREFIX
 from .model_card import readme_license
-from .saved_folder import open_saved
 from .saved_hf import hf_plan, transformers_card
+from .saved_timm import is_timm_config, open_folder, timm_card, timm_plan
 from .saved_zoo import zoo_card, zoo_plan
 from .saving import CONFIG_NAME, README_NAME
 
@@ -28,10 +29,12 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
     ``token=`` is passed to huggingface_hub; other keywords go to the builder.
     """
     task = None if task is None else canonical_task(task, stacklevel=3)  # warns at the caller of zoo.create
-    directory, config = open_saved(name, token=token)
+    directory, config = open_folder(name, token=token)
     load = True if pretrained is None else pretrained
     if "zoo" in config:
         plan = zoo_plan(directory, config, kwargs, load=load)
+    elif is_timm_config(config):
+        plan = timm_plan(directory, config, kwargs, load=load)
     else:
         plan = hf_plan(directory, config, kwargs, task=task, load=load)
     return dataclasses.replace(plan, card=with_provenance(plan.card, name, directory))
@@ -39,9 +42,11 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
 
 def saved_card(name: str, *, token: str | bool | None = None, task: str | None = None) -> ModelCard:
     """The card of a saved model or transformers checkpoint, read without building it (`zoo info`)."""
-    directory, config = open_saved(name, token=token)
+    directory, config = open_folder(name, token=token)
     if "zoo" in config:
         card, _ = zoo_card(config, directory / CONFIG_NAME)
+    elif is_timm_config(config):
+        card = timm_card(config, directory / CONFIG_NAME)
     else:
         card = transformers_card(config, directory / CONFIG_NAME, task=None if task is None else canonical_task(task))
     return with_provenance(card, name, directory)

@@ -29,6 +29,7 @@ from ..cards import ModelCard, card_labels, card_of
 from ..errors import WeightsError
 from ..files import write_bytes_atomic, write_text_atomic
 from .formats import inside_folder, read_small_file, write_safetensors
+from .loading import import_function
 from .model_card import dataset_name, is_non_commercial, license_of, model_card, non_commercial_warning
 from .sources import hub_endpoint, hub_unreachable, offline, transport_errors
 from .verify import sha256_of
@@ -40,6 +41,9 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 README_NAME = "README.md"
+SAVED_CONFIG = "saved_config"
+"""The card ``extra`` key naming ``"module:function"`` (card, labels) -> keys another library reads, written into
+config.json beside zoo's (timm's ``architecture`` and ``pretrained_cfg``, so timm loads the folder too)."""
 _OWN_FILES = (CONFIG_NAME, WEIGHTS_NAME, README_NAME)
 # Files a tokenizer or preprocessor is stored in (transformers, tokenizers, sentencepiece, zoo's speech family).
 SIDE_FILE_NAMES = frozenset({
@@ -97,13 +101,20 @@ def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str 
     zoo_block: dict[str, Any] = {"format": FORMAT_VERSION, "version": __version__}
     if weights_sha256 is not None:
         zoo_block["weights_sha256"] = {WEIGHTS_NAME: weights_sha256}
-    return {
+    config = {
         "zoo": zoo_block,
         "card": saved.to_dict(),
         "num_classes": card.num_classes,
         "labels": labels,
         "task": card.task,
     }
+    writer = card.extra.get(SAVED_CONFIG)
+    if not isinstance(writer, str):
+        return config
+    foreign = import_function(writer, f"config writer of {card.name}")(card, labels)
+    if not isinstance(foreign, Mapping):
+        raise WeightsError(f"{writer} (config writer of {card.name}) returned {type(foreign).__name__}, not a mapping")
+    return {**foreign, **config}  # zoo's own keys win
 
 
 def recorded_sha256(config: Mapping[str, Any]) -> dict[str, str]:

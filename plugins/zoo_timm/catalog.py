@@ -1,0 +1,77 @@
+"""Read ``catalog.json`` into model cards (no torch, no timm: the file is plain data)."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import zoo
+
+CATALOG = Path(__file__).with_name("catalog.json")
+FORMAT_VERSION = 1
+NAMESPACE = "timm/"
+BUILDER = "zoo_timm.build:create_model"
+SAVED_CONFIG = "zoo_timm.interchange:timm_config"  # timm's keys in a saved config.json (zoo.weights.saving)
+INSTALL_HINT = 'pip install "zoo-models[timm]"'
+
+
+@lru_cache(maxsize=1)
+def load_catalog(path: Path = CATALOG) -> dict[str, Any]:
+    """The catalogue as written by ``python -m zoo_timm.generate``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise zoo.PluginError(f"cannot read the timm catalogue {path}: {exc}. "
+                              "Reinstall zoo, or regenerate it with: python -m zoo_timm.generate") from exc
+    if data.get("format") != FORMAT_VERSION:
+        raise zoo.PluginError(f"{path} has format {data.get('format')!r}, this zoo_timm reads {FORMAT_VERSION}; "
+                              "regenerate it with: python -m zoo_timm.generate")
+    return data
+
+
+def card_dict(entry: dict[str, Any], labels: dict[str, tuple[str, ...] | None], where: Path) -> dict[str, Any]:
+    """One catalogue entry as `zoo.ModelCard.from_dict` takes it: the shared parts filled in.
+
+    The file leaves out what every card shares (the builder, task, modality, the ``model_name`` default)
+    and a weights entry's input spec when it is the card's; label lists are stored once, by key.
+    """
+    arch = entry["arch"]
+    weights = {}
+    for tag, w in entry.get("weights", {}).items():
+        key = w.get("labels")
+        if key is not None and key not in labels:
+            raise zoo.PluginError(f"{where}: weights timm/{arch}.{tag} name label list {key!r}, which the file "
+                                  "does not hold; regenerate it with: python -m zoo_timm.generate")
+        weights[tag] = {**w, "labels": labels.get(key) if key is not None else None}
+    card = {k: v for k, v in entry.items() if k != "arch"}
+    extra = {**entry.get("extra", {}), "saved_config": SAVED_CONFIG}
+    return {**card, "name": NAMESPACE + arch, "builder": BUILDER, "task": "image-classification",
+            "modality": "image", "family": "timm", "defaults": {"model_name": arch}, "weights": weights,
+            "extra": extra}
+
+
+def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
+    """One card per timm architecture; each label list is shared by the weights that use it.
+
+    A label list is checked once here (names, and its length against each weights' class count) and then
+    given to every weights card that uses it, rather than re-checked by each of them: with a thousand
+    weights of 1,000 to 22,000 names each, re-checking is most of the time listing takes.
+    """
+    data = load_catalog(path)
+    labels = {key: tuple(str(name) for name in names) for key, names in data["labels"].items()}
+    cards = []
+    for entry in data["cards"]:
+        card = card_dict(entry, dict.fromkeys(labels), path)
+        for tag, weights in card["weights"].items():
+            key = entry["weights"][tag].get("labels")
+            weights["labels"] = None
+            made = zoo.WeightsCard.from_dict(weights)
+            if key is not None:
+                if made.num_classes != len(labels[key]):
+                    raise zoo.PluginError(f"{path}: weights {card['name']}.{tag} have {made.num_classes} classes "
+                                          f"but label list {key!r} {len(labels[key])} names; regenerate it")
+                object.__setattr__(made, "labels", labels[key])  # checked above; shared, read-only
+            card["weights"][tag] = made
+        cards.append(zoo.ModelCard.from_dict(card))
+    return cards
