@@ -388,7 +388,8 @@ class ModelCard(_PlainData):
     """
 
     name: str
-    """Registered name: a letter, then letters, digits, ``_`` or ``-`` (``.`` separates a weights tag)."""
+    """Registered name: an optional namespace (``timm/``: lowercase letters, digits, ``_`` or ``-``, then ``/``), then a
+    letter, then letters, digits, ``_`` or ``-`` (``.`` separates a weights tag)."""
     builder: str
     """``"package.module:function"`` returning the ``nn.Module``; imported only by `zoo.create`."""
     task: str
