@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import zoo
@@ -66,6 +67,16 @@ def hub_config(repo: str) -> dict[str, Any]:
     return data
 
 
+def hub_folder(repo: str, filename: str) -> Path | None:
+    """The cached snapshot folder holding `filename` of a Hub repo, or None where the repo has no such file."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename)).parent
+    except Exception:  # noqa: BLE001 - an optional file: absent, offline and uncached, or refused
+        return None
+
+
 def build_model(*, task: str, config: Mapping[str, Any] | None = None, repo: str | None = None,
                 num_classes: int | None = None, pooling: str | None = None, normalize: bool = False,
                 audio: Mapping[str, Any] | None = None, num_layers: int | None = None,
@@ -77,11 +88,15 @@ def build_model(*, task: str, config: Mapping[str, Any] | None = None, repo: str
     ``max``, ``lasttoken``; text only) and `normalize` say how tokens become one vector, and `num_classes` adds
     a linear head on it. `audio` holds the checkpoint's feature-extractor settings.
     """
+    transformers = transformers_module()
     if config is None:
         if repo is None:
             raise zoo.InvalidArgumentError("build_model needs config= (a transformers config as a dict) or repo=")
         config = hub_config(repo)
-    transformers = transformers_module()
+        if audio is None and modality_of(config) == "audio":
+            from .inputs import audio_settings
+
+            audio = audio_settings(config, hub_folder(repo, "preprocessor_config.json"))[1]
     from .model import TransformersModel
 
     modality = modality_of(config)

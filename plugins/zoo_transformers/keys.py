@@ -66,3 +66,22 @@ def _prefixed(key: str, prefix: str, expected: set[str]) -> str:
     if key.startswith(lead) and key[len(lead):] in expected:
         return key[len(lead):]
     return lead + key if lead + key in expected else key
+
+
+def __getattr__(name: str) -> Any:
+    """``catalogue__<card>``: the key map a curated card's weights name (the repo's config read from the Hub
+    cache, then `fit_layout`)."""
+    if name.startswith("catalogue__"):
+        from .catalog import entry_for
+
+        entry = entry_for(name)
+        if entry is not None:
+            defaults = entry["defaults"]
+
+            def key_map(state: Mapping[str, Any]) -> dict[str, Any]:
+                from .build import hub_config
+
+                return fit_layout(state, task=defaults["task"], config=hub_config(defaults["repo"]))
+
+            return key_map
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,8 +76,12 @@ def structure(model: nn.Module, head: str | None) -> Structure:
         after = level_after + after
         node = getattr(node, part)
     groups = before + [f"{layers}.{i}" for i in range(len(blocks))] + after
-    if head and not any(head == g or head.startswith(g + ".") for g in groups):
-        groups.append(head)
+    if head:  # the head's own top-level module comes last, whatever order the model registered it in
+        root = head.split(".", 1)[0]
+        groups = [g for g in groups if g.split(".", 1)[0] != root or g.startswith(layers)] + \
+                 [g for g in groups if g.split(".", 1)[0] == root and not g.startswith(layers)]
+        if not any(head == g or head.startswith(g + ".") for g in groups):
+            groups.append(head)
     roots = sorted({g.split(".", 1)[0] for g in after} | ({head.split(".", 1)[0]} if head else set()))
     return Structure(head=head, layer_groups=groups, layers=layers, num_layers=len(blocks),
                      lora_targets=lora_targets(model, layers), head_roots=roots)
