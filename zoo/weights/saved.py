@@ -14,8 +14,9 @@ from ..builders import BuildPlan
 from ..cards import ModelCard, canonical_task
 from ..names import HUB_PREFIX
 from .model_card import readme_license
+from .saved_folder import open_saved
 from .saved_hf import hf_plan, transformers_card
-from .saved_timm import is_timm_config, open_folder, timm_card, timm_plan
+from .saved_timm import is_timm_config, timm_card, timm_plan
 from .saved_zoo import zoo_card, zoo_plan
 from .saving import CONFIG_NAME, README_NAME
 
@@ -29,7 +30,7 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
     ``token=`` is passed to huggingface_hub; other keywords go to the builder.
     """
     task = None if task is None else canonical_task(task, stacklevel=3)  # warns at the caller of zoo.create
-    directory, config = open_folder(name, token=token)
+    directory, config = open_saved(name, token=token)
     load = True if pretrained is None else pretrained
     if "zoo" in config:
         plan = zoo_plan(directory, config, kwargs, load=load)
@@ -42,7 +43,7 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
 
 def saved_card(name: str, *, token: str | bool | None = None, task: str | None = None) -> ModelCard:
     """The card of a saved model or transformers checkpoint, read without building it (`zoo info`)."""
-    directory, config = open_folder(name, token=token)
+    directory, config = open_saved(name, token=token)
     if "zoo" in config:
         card, _ = zoo_card(config, directory / CONFIG_NAME)
     elif is_timm_config(config):

@@ -87,6 +87,7 @@ def open_saved(name: str, *, token: str | bool | None = None) -> tuple[Path, dic
             f"{where} ships its own model code (auto_map: {config['auto_map']!r}); zoo never imports code "
             "from a model folder or Hub repo. Load it with transformers' trust_remote_code=True only after "
             "reading that code, or use a checkpoint of a model type an installed family supports.")
-    if "zoo" not in config and "model_type" not in config:
-        raise WeightsError(f"{where} is neither a zoo config (key 'zoo') nor a transformers config (key 'model_type')")
+    if "zoo" not in config and "model_type" not in config and "architecture" not in config:
+        raise WeightsError(f"{where} is neither a zoo config (key 'zoo'), a transformers config (key 'model_type') "
+                           "nor a timm config (key 'architecture')")
     return directory, config

@@ -17,7 +17,7 @@ from ..cards import ImageInput, ModelCard
 from ..errors import CardError, UnknownModelError, WeightsError, ZooError
 from ..registry import default_registry
 from .formats import read_state_dict
-from .saved_folder import open_saved, read_config, saved_directory, weights_file
+from .saved_folder import weights_file
 from .saving import CONFIG_NAME
 
 NAMESPACE = "timm/"
@@ -27,18 +27,6 @@ _PLAIN = (str, int, float, bool, type(None))
 def is_timm_config(config: Mapping[str, Any]) -> bool:
     """Whether a config.json is timm's (``architecture``), not zoo's (``zoo``) or transformers' (``model_type``)."""
     return "architecture" in config and "zoo" not in config and "model_type" not in config
-
-
-def open_folder(name: str, *, token: str | bool | None = None) -> tuple[Path, dict[str, Any]]:
-    """`open_saved`, which knows zoo's and transformers' configs, and timm's folders besides."""
-    try:
-        return open_saved(name, token=token)
-    except WeightsError:
-        directory = saved_directory(name, token=token)  # found (and cached) by the call above
-        config = read_config(directory)
-        if not is_timm_config(config) or "auto_map" in config:
-            raise
-        return directory, config
 
 
 def timm_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any], *, load: bool) -> BuildPlan:
