@@ -98,3 +98,13 @@ def test_outputs_equal_transformers(family, tmp_path, case):
     last, hidden = ours.forward_intermediates(*ours_in.values()) if isinstance(ours_in, dict) else \
         ours.forward_intermediates(*ours_in)
     assert len(hidden) == ours.num_intermediates >= 2
+
+
+@pytest.mark.parametrize("case, shapes", [("vit", [(2, 32, 4, 4)] * 2), ("convnext", [(2, 8, 8, 8), (2, 16, 4, 4)])])
+def test_image_feature_maps(family, tmp_path, case, shapes):
+    auto, make_config, _ = CASES[case]
+    directory = save(random_model(auto, make_config()), tmp_path / "ckpt")
+    model = family.create(f"local-dir:{directory}", features_only=True).eval()
+    with torch.no_grad():
+        maps = model(torch.randn(2, 3, 32, 32))
+    assert [tuple(m.shape) for m in maps] == shapes
