@@ -11,7 +11,9 @@
                                  [--steps 30] [--repeats 3] [--threads N]
 
 Repetitions alternate between the contenders and the median is reported, so a busy machine
-slows both sides alike.
+slows both sides alike. On a machine shared with other jobs, ``--cpu-time`` times parts 1, 2 and 4
+by this process's CPU time instead of the wall clock (meaningful with ``--threads 1``), which other
+jobs sway much less.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+clock = time.perf_counter  # --cpu-time: time.process_time
 
 
 def make_data(n: int, size: int, classes: int = 10, seed: int = 0):
@@ -49,24 +53,24 @@ def hand_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    started = time.perf_counter()
+    started = clock()
     for _ in range(epochs):
         for inputs, targets in loader:
             loss = loss_fn(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def trainer_run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, epochs: int, lr: float,
                 **options) -> float:
     from zoo.finetune import fit
 
-    started = time.perf_counter()
+    started = clock()
     fit(model, (x, y), epochs=epochs, lr=lr, batch_size=batch_size, strategy="no_freeze", optimizer="adamw",
         weight_decay=0.01, scheduler=None, verbose=False, **options)
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def median_per_step(times: list[float], steps: int) -> float:
@@ -127,10 +131,10 @@ def option_costs(args) -> dict:
     for label, work in (("meter", lambda: meter.update(loss, logits, targets)), ("ema", average.update)):
         samples = []
         for _ in range(args.repeats):
-            started = time.perf_counter()
+            started = clock()
             for _ in range(calls):
                 work()
-            samples.append((time.perf_counter() - started) / calls)
+            samples.append((clock() - started) / calls)
         result[f"{label} update alone"] = statistics.median(samples)
     return result
 
@@ -210,8 +214,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads for parts 1 and 2 (0: torch's default)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time parts 1, 2 and 4 by CPU time (for a shared machine; use with --threads 1)")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    if args.cpu_time:
+        global clock
+        clock = time.process_time
     if args.threads and args.mode != "ddp-worker":
         torch.set_num_threads(args.threads)
     if args.mode == "ddp-worker":
@@ -220,7 +229,7 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads; model {args.model} "
           f"at {args.size}x{args.size}, batch {args.batch_size}, {args.steps} steps x {args.epochs} epochs, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}{', CPU time' if args.cpu_time else ''}")
     if args.mode in ("all", "overhead"):
         r = overhead(args)
         print("\n1. trainer overhead (seconds per optimizer step, AdamW, no scheduler)")
