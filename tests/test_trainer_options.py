@@ -17,6 +17,7 @@ import zoo
 from zoo.finetune import Callback, Trainer, fit
 from zoo.finetune import checkpoint as ckpt
 from zoo.finetune.checkpoint import CheckpointError
+from zoo.finetune.loop import cross_entropy
 from zoo.finetune.stepping import Updater
 
 QUIET = {"progress": False, "verbose": False}
@@ -381,7 +382,7 @@ def test_mixup_and_cutmix_train_an_image_model_on_soft_targets():
 
     def loss(output, target):
         targets.append(target)
-        return zoo.finetune.loop.cross_entropy(output, target)
+        return cross_entropy(output, target)
 
     result = fit(model, (x, y), epochs=2, batch_size=8, strategy="no_freeze", mixup_alpha=0.4, cutmix_alpha=1.0,
                  loss=loss, **QUIET)
