@@ -88,9 +88,9 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         _check_numbers(self)
         _check_choices(self)
-        _check_training_options(self)
         _check_run_folder(self)
         _check_switches(self)
+        _check_training_options(self)
         _check_collections(self)
         # plain, read-only forms: a Path for folders, tuples for sequences
         if self.checkpoint_dir is not None:
