@@ -103,7 +103,7 @@ def test_plain_module_best_model_is_a_safetensors_state_dict(tmp_path):
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(zoo.InvalidArgumentError, match="precision"):
-        Trainer(precision="fp16")
+        Trainer(precision="fp8")
     with pytest.raises(zoo.InvalidArgumentError, match="optimizer"):
         Trainer(optimizer="lion")
     with pytest.raises(zoo.InvalidArgumentError, match="checkpoint_dir"):
