@@ -25,6 +25,7 @@ MODALITIES = ("image", "text", "audio")
 HEADLINE_METRICS = ("acc@1", "top1", "accuracy")
 # An optional namespace segment (``timm/``: lowercase letters, digits, '_' or '-'), then the name itself.
 _NAME = re.compile(r"^(?:[a-z0-9][a-z0-9_\-]*/)?[A-Za-z][A-Za-z0-9_\-]*$")
+_TASK = re.compile(r"[a-z][a-z0-9\-]*")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _BUILDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -436,12 +437,7 @@ class ModelCard(_PlainData):
         _check_type(owner, "builder", self.builder, str)
         if not _BUILDER.match(self.builder):
             raise _fail(owner, "builder", f"must be 'package.module:function', got {self.builder!r}")
-        _check_type(owner, "task", self.task, str)
-        if not re.fullmatch(r"[a-z][a-z0-9\-]*", self.task):
-            raise _fail(owner, "task",
-                        f"must be a Hugging Face task name such as 'image-classification', got {self.task!r}")
-        if self.modality not in MODALITIES:
-            raise _fail(owner, "modality", f"must be one of {MODALITIES}, got {self.modality!r}")
+        _check_task_and_modality(owner, self.task, self.modality)
         _check_type(owner, "family", self.family, str, optional=True)
         _check_type(owner, "description", self.description, str)
         _check_type(owner, "defaults", self.defaults, Mapping)
@@ -533,18 +529,110 @@ class ModelCard(_PlainData):
 
 
 
+def _check_task_and_modality(owner: str, task: Any, modality: Any) -> None:
+    _check_type(owner, "task", task, str)
+    if not _TASK.fullmatch(task):
+        raise _fail(owner, "task", f"must be a Hugging Face task name such as 'image-classification', got {task!r}")
+    if modality not in MODALITIES:
+        raise _fail(owner, "modality", f"must be one of {MODALITIES}, got {modality!r}")
+
+
+# ---------------------------------------------------------------------------- summaries (what a listing reads)
+
+
+@dataclass(frozen=True)
+class WeightsSummary(_PlainData):
+    """What `zoo list` shows and filters on of one set of weights; the fields mean what `WeightsCard`'s do."""
+
+    num_params: int | None = None
+    gflops: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    license: str | None = None
+
+    def __post_init__(self) -> None:
+        owner = "WeightsSummary"
+        _check_type(owner, "num_params", self.num_params, int, optional=True)
+        if self.gflops is not None:
+            _check_type(owner, "gflops", self.gflops, (int, float))
+            object.__setattr__(self, "gflops", float(self.gflops))
+        _check_type(owner, "metrics", self.metrics, Mapping)
+        object.__setattr__(self, "metrics", _freeze(self.metrics))
+        _check_type(owner, "license", self.license, str, optional=True)
+
+    @classmethod
+    def of(cls, weights: WeightsCard) -> WeightsSummary:
+        return cls(weights.num_params, weights.gflops, weights.metrics, weights.license)
+
+
+@dataclass(frozen=True)
+class CardSummary(_PlainData):
+    """The part of a `ModelCard` that listing models reads: names, filters and the figures `zoo list` shows.
+
+    A plugin with a large generated catalogue registers one per card (``Registrar.register_catalogue``)
+    and the full card is built only when something asks for it. `recipe` is set by zoo on the summary
+    of a recipe's name, as on its card.
+    """
+
+    name: str
+    task: str
+    modality: str
+    family: str | None = None
+    aliases: Sequence[str] = ()
+    weights: Mapping[str, WeightsSummary] = field(default_factory=dict)
+    default_weights: str | None = None
+    recipe: Recipe | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("CardSummary", self.name)
+        owner = f"CardSummary {self.name!r}"
+        _check_task_and_modality(owner, self.task, self.modality)
+        _check_type(owner, "family", self.family, str, optional=True)
+        if not isinstance(self.aliases, (list, tuple)):
+            raise _fail(owner, "aliases", f"must be a list of names, got {self.aliases!r}")
+        for alias in self.aliases:
+            _check_name(f"{owner} alias", alias)
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        _check_type(owner, "weights", self.weights, Mapping)
+        weights = {}
+        for tag, summary in self.weights.items():
+            if not isinstance(tag, str) or not _TAG.match(tag):
+                raise _fail(owner, "weights", f"has a malformed tag {tag!r} (letters, digits, '_' or '-')")
+            if not isinstance(summary, WeightsSummary):
+                try:
+                    summary = WeightsSummary.from_dict(summary)
+                except CardError as exc:
+                    raise CardError(f"{owner}: {exc}", field=f"weights[{tag!r}]") from None
+            weights[tag] = summary
+        object.__setattr__(self, "weights", FrozenDict(weights))
+        if self.default_weights is not None and self.default_weights not in self.weights:
+            raise _fail(owner, "default_weights",
+                        f"names {self.default_weights!r}, which is not among weights {sorted(self.weights)}")
+        if self.recipe is not None and not isinstance(self.recipe, Recipe):
+            raise _fail(owner, "recipe", f"must be a zoo.Recipe, got {self.recipe!r}")
+
+    @classmethod
+    def of(cls, card: ModelCard) -> CardSummary:
+        """The summary of a card: what listing it reads."""
+        weights = {tag: WeightsSummary.of(w) for tag, w in card.weights.items()}
+        return cls(card.name, card.task, card.modality, card.family, card.aliases, weights, card.default_weights,
+                   card.recipe)
+
+
 def _feature_stages(owner: str, stages: Any) -> tuple[FeatureStage, ...]:
     """The `ModelCard.feature_stages` given as stages or plain mappings (as in JSON), checked."""
     if not isinstance(stages, (list, tuple)):
         raise _fail(owner, "feature_stages", f"must be a list of feature stages, got {stages!r}")
     checked: list[FeatureStage] = []
-    for i, stage in enumerate(stages):
+    for i, stage in enumerate(stages):  # no _wrap per stage: a catalogue has thousands of them
         if not isinstance(stage, FeatureStage):
-            stage = _wrap(owner, f"feature_stages[{i}]", functools.partial(FeatureStage.from_dict, stage))
+            try:
+                stage = FeatureStage.from_dict(stage)
+            except CardError as exc:
+                raise CardError(f"{owner}: {exc}", field=f"feature_stages[{i}]") from None
         checked.append(stage)
     modules = [stage.module for stage in checked]
-    repeated = sorted({m for m in modules if modules.count(m) > 1})
-    if repeated:
+    if len(set(modules)) != len(modules):
+        repeated = sorted({m for m in modules if modules.count(m) > 1})
         raise _fail(owner, "feature_stages", f"names module(s) {repeated} more than once")
     return tuple(checked)
 
@@ -556,18 +644,26 @@ def _wrap(owner: str, field_name: str, make: Callable[[], _T]) -> _T:
         raise CardError(f"{owner}: {exc}", field=field_name) from None
 
 
+@functools.cache
+def _init_fields(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The names a card class's constructor takes, and those without a default (read once per class)."""
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    required = tuple(f.name for f in fields
+                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    return frozenset(f.name for f in fields), required
+
+
 def _from_dict(cls: type[_T], data: Mapping[str, Any], owner: str) -> _T:
     if not isinstance(data, Mapping):
         raise CardError(f"{owner} must be given as a mapping, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
+    names, required = _init_fields(cls)  # type: ignore[arg-type]
+    if not names.issuperset(data):
+        unknown = sorted(set(data) - names)
         raise CardError(f"{owner}: unknown field(s) {unknown}; known fields are {sorted(names)}", field=unknown[0])
-    missing = sorted(f.name for f in dataclasses.fields(cls) if f.init and f.name not in data  # type: ignore[arg-type]
-                     and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    missing = sorted(name for name in required if name not in data)
     if missing:
         raise CardError(f"{owner}: missing required field(s) {missing}", field=missing[0])
-    return cls(**dict(data))
+    return cls(**data)
 
 
 # Defaults the JSON form leaves out, so plain NCHW stages read as before.
