@@ -7,9 +7,10 @@ plugin may rely on; anything else it needs it reads through zoo's public functio
 """
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from .cards import ModelCard, Recipe
+from .cards import CardSummary, ModelCard, Recipe
 from .errors import CardError
 
 PLUGIN_API_VERSION = 1
@@ -23,6 +24,12 @@ class Registrar(Protocol):
 
     def register(self, entry: Entry) -> Entry:
         """Add a `ModelCard` or `Recipe`; returns it. A name registered twice by one plugin is an error."""
+        ...
+
+    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
+                           make_card: Callable[[str], ModelCard]) -> None:
+        """Add many cards, listed from `index` (one `CardSummary` or its mapping per card) and each built by
+        ``make_card(name)`` when first looked up (docs/plugins.md, "Large catalogues")."""
         ...
 
 

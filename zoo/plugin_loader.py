@@ -27,15 +27,17 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._env import env_flag
 from ._imports import import_object
 from ._source_tree import DISTRIBUTION, is_zoo_distribution, source_tree_entry_points
+from .cards import CardSummary, ModelCard
 from .errors import CardError, PluginError
+from .lazy_cards import LazyCard, lazy_cards
 from .plugin_api import Entry, Registrar, check_entry
 
 GROUP = "zoo.plugins"
@@ -71,10 +73,10 @@ class Candidate:
 class PluginHost(Protocol):
     """What loading plugins needs of a registry (`zoo.Registry` is one)."""
 
-    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry]) -> list[str]: ...
+    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | LazyCard]) -> list[str]: ...
 
     def record_failure(self, plugin: str, distribution: str, error: BaseException,
-                       entries: Sequence[Entry]) -> list[str]: ...
+                       entries: Sequence[Entry | LazyCard]) -> list[str]: ...
 
     def problems(self) -> dict[tuple[str, str], list[str]]: ...
 
@@ -92,12 +94,17 @@ class PluginRegistrar:
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: list[Entry] = []
+        self._entries: list[Entry | LazyCard] = []
 
     def register(self, entry: Entry) -> Entry:
         """Add a `ModelCard` or `Recipe`; returns it."""
         self._entries.append(check_entry(entry))
         return entry
+
+    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
+                           make_card: Callable[[str], ModelCard]) -> None:
+        """Add cards listed from `index` and built by ``make_card(name)`` on first use."""
+        self._entries.extend(lazy_cards(index, make_card))
 
 
 def _env_list(name: str) -> frozenset[str]:

@@ -12,11 +12,11 @@ import fnmatch
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cards import ModelCard, Recipe, canonical_task
+from .cards import CardSummary, ModelCard, Recipe, canonical_task
 from .errors import (
     CardError,
     DuplicateModelError,
@@ -26,6 +26,7 @@ from .errors import (
     UnknownWeightsError,
     ZooError,
 )
+from .lazy_cards import LazyCard, lazy_cards
 from .plugin_api import Entry, check_entry
 from .plugin_loader import PluginInfo, load_plugins
 
@@ -34,11 +35,23 @@ NOT_A_PLUGIN = ("__main__", "(not a plugin)")  # the claim of an entry registere
 
 @dataclass(frozen=True)
 class Claim:
-    """One registration of a name, and the plugin that made it."""
+    """One registration of a name, and the plugin that made it.
 
-    entry: Entry
+    `registered` is what was registered: a card, a recipe, or a catalogue entry whose card is
+    built when `entry` is first read.
+    """
+
+    registered: Entry | LazyCard
     plugin: str
     distribution: str
+
+    @property
+    def entry(self) -> Entry:
+        """The registered card or recipe (a catalogue entry's card is built here, once)."""
+        if isinstance(self.registered, LazyCard):
+            plugin = None if (self.plugin, self.distribution) == NOT_A_PLUGIN else self.plugin
+            return self.registered.card(plugin, f"plugin {self.plugin!r} from {self.distribution}")
+        return self.registered
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class _ClaimTable:
     def add(self, claims: Sequence[Claim]) -> None:
         """Add every claim or none: a name (or alias) that one source claims twice is an error."""
         with self._lock:
-            keys = [(table, key, claim) for claim in claims for table, key in self._keys(claim.entry)]
+            keys = [(table, key, claim) for claim in claims for table, key in self._keys(claim.registered)]
             taken = {(id(table), key, c.plugin, c.distribution) for table, key, _ in keys for c in table.get(key, ())}
             for table, key, claim in keys:
                 mark = (id(table), key, claim.plugin, claim.distribution)
@@ -88,8 +101,8 @@ class _ClaimTable:
                 table[key] = [*table.get(key, ()), claim]  # a new list: readers never see one half-changed
             self._sorted = None
 
-    def _keys(self, entry: Entry) -> list[tuple[dict[str, list[Claim]], str]]:
-        aliases = entry.aliases if isinstance(entry, ModelCard) else ()
+    def _keys(self, entry: Entry | LazyCard) -> list[tuple[dict[str, list[Claim]], str]]:
+        aliases = entry.summary.aliases if isinstance(entry, LazyCard) else getattr(entry, "aliases", ())
         return [(self._names, entry.name)] + [(self._aliases, alias) for alias in aliases]
 
     def get(self, name: str) -> Sequence[Claim]:
@@ -122,6 +135,7 @@ class Registry:
         self._failed_names: dict[str, tuple[str, BaseException]] = {}
         self._failures: list[tuple[str, str, BaseException]] = []
         self._plugins: tuple[PluginInfo, ...] = ()
+        self._summaries: dict[int, CardSummary] = {}  # id of a registered card -> its summary, made once
 
     # ------------------------------------------------------------------ registering
 
@@ -130,13 +144,20 @@ class Registry:
         self._claims.add([Claim(check_entry(entry), *NOT_A_PLUGIN)])
         return entry
 
-    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry]) -> list[str]:
+    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
+                           make_card: Callable[[str], ModelCard]) -> None:
+        """Add cards listed from `index` (one `CardSummary` or its mapping each) and built by
+        ``make_card(name)`` when first looked up; as with `register`, a name registered twice is an error."""
+        self._claims.add([Claim(entry, *NOT_A_PLUGIN) for entry in lazy_cards(index, make_card)])
+
+    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | LazyCard]) -> list[str]:
         """Add the entries one plugin registered, all or none; returns their names."""
-        self._claims.add([Claim(check_entry(entry), plugin, distribution) for entry in entries])
+        self._claims.add([Claim(entry if isinstance(entry, LazyCard) else check_entry(entry), plugin, distribution)
+                          for entry in entries])
         return natural_sorted(entry.name for entry in entries)
 
     def record_failure(self, plugin: str, distribution: str, error: BaseException,
-                       entries: Sequence[Entry]) -> list[str]:
+                       entries: Sequence[Entry | LazyCard]) -> list[str]:
         """Remember a plugin that failed: its entries' names then raise with `error`. Returns the names."""
         names = natural_sorted(entry.name for entry in entries)
         with self._lock:
@@ -163,10 +184,10 @@ class Registry:
         """
         found: dict[tuple[str, str], list[str]] = {}
         for name, claims in self._claims.items():
-            if len(claims) == 1 and not isinstance(claims[0].entry, Recipe):
+            if len(claims) == 1 and not isinstance(claims[0].registered, Recipe):
                 continue
             try:
-                self.resolve(name)
+                self.summary(name)  # builds no catalogue card
             except ZooError as exc:
                 for claim in claims:
                     found.setdefault((claim.plugin, claim.distribution), []).append(f"{name!r}: {exc}")
@@ -234,10 +255,9 @@ class Registry:
         """Resolve a name, alias, recipe or ``name.tag`` to the card to build and its options."""
         if not isinstance(name, str) or not name:
             raise UnknownModelError(f"a model name must be a non-empty string, got {name!r}", name=str(name))
-        card, tag, recipes = self._follow_recipes(name)
-        if tag and tag not in card.weights:
-            known = ", ".join(sorted(card.weights)) or "none"
-            raise UnknownWeightsError(f"model {card.name!r} has no weights {tag!r}; its weights are: {known}")
+        claim, tag, recipes = self._follow_recipes(name)
+        card = _card(claim.entry)
+        _check_tag(card.name, tag, card.weights)
         if not recipes:
             return Resolved(card=card, tag=tag or None)
         options: dict[str, Any] = {}
@@ -250,8 +270,9 @@ class Registry:
                                    aliases=(), recipe=outer)
         return Resolved(card=card, tag=tag or None, options=options, required=required)
 
-    def _follow_recipes(self, name: str) -> tuple[ModelCard, str, list[Recipe]]:
-        """The card a name ends at, the weights tag, and the recipes passed on the way (outermost first)."""
+    def _follow_recipes(self, name: str) -> tuple[Claim, str, list[Recipe]]:
+        """The claim of the card a name ends at, the weights tag, and the recipes passed on the way (outermost
+        first). Builds no catalogue card."""
         seen: list[str] = []
         recipes: list[Recipe] = []
         while True:
@@ -259,9 +280,10 @@ class Registry:
             if base in seen:
                 raise CardError(f"recipes loop: {' -> '.join(seen + [base])}", field="model")
             seen.append(base)
-            entry = self._target(base, recipe=seen[-2] if len(seen) > 1 else None).entry
-            if isinstance(entry, ModelCard):
-                return entry, tag, recipes
+            claim = self._target(base, recipe=seen[-2] if len(seen) > 1 else None)
+            entry = claim.registered
+            if not isinstance(entry, Recipe):
+                return claim, tag, recipes
             recipes.append(entry)
             name = entry.model if not tag else f"{entry.model.partition('.')[0]}.{tag}"
 
@@ -271,6 +293,30 @@ class Registry:
         if resolved.tag and resolved.tag != resolved.card.default_weights:
             return dataclasses.replace(resolved.card, default_weights=resolved.tag)
         return resolved.card
+
+    def summary(self, name: str) -> CardSummary:
+        """What listing reads of a name, as `get_card` would give it, without building a catalogue's card.
+
+        Raises as `get_card` does for unknown names, tags and names that cannot be looked up.
+        """
+        if not isinstance(name, str) or not name:
+            raise UnknownModelError(f"a model name must be a non-empty string, got {name!r}", name=str(name))
+        claim, tag, recipes = self._follow_recipes(name)
+        entry = claim.registered
+        summary = entry.summary if isinstance(entry, LazyCard) else self._summary_of(_card(entry))
+        _check_tag(summary.name, tag, summary.weights)
+        if recipes:
+            summary = dataclasses.replace(summary, name=recipes[0].name, aliases=(), recipe=recipes[0])
+        if tag and tag != summary.default_weights:
+            summary = dataclasses.replace(summary, default_weights=tag)
+        return summary
+
+    def _summary_of(self, card: ModelCard) -> CardSummary:
+        """A registered card's summary (kept: the card is too, by its claim, so its id stays its own)."""
+        summary = self._summaries.get(id(card))
+        if summary is None:
+            summary = self._summaries[id(card)] = CardSummary.of(card)
+        return summary
 
     def names(self) -> list[str]:
         """Every registered model and recipe name (not aliases), in natural order."""
@@ -285,14 +331,16 @@ class Registry:
         if not isinstance(name, str):
             return False
         base, _, tag = name.partition(".")
-        return any(not tag or tag in self._weight_tags(claim.entry) for claim in self._claims.get(base))
+        return any(not tag or tag in self._weight_tags(claim.registered) for claim in self._claims.get(base))
 
-    def _weight_tags(self, entry: Entry) -> Mapping[str, Any]:
+    def _weight_tags(self, entry: Entry | LazyCard) -> Mapping[str, Any]:
         """The weights of a card, or of the card a recipe is built on (none when that cannot be looked up)."""
+        if isinstance(entry, LazyCard):
+            return entry.summary.weights
         if isinstance(entry, ModelCard):
             return entry.weights
         try:
-            return self.resolve(entry.model).card.weights
+            return self.summary(entry.model).weights
         except ZooError:
             return {}
 
@@ -332,7 +380,7 @@ class Registry:
         out: list[str] = []
         for name in self.names():
             try:
-                card: ModelCard | None = self.get_card(name)
+                card: CardSummary | None = self.summary(name)
             except ZooError:
                 card = None
             if card is None and unfiltered or card is not None and _matches(card, **filters):
@@ -368,11 +416,23 @@ def _patterns(key: str, value: str | Sequence[str] | None) -> tuple[str, ...] | 
     raise InvalidArgumentError(f"list_models: {key} must be a wildcard string or a list of them, got {value!r}")
 
 
-def _matches(card: ModelCard, **filters: str | None) -> bool:
+def _check_tag(name: str, tag: str, weights: Mapping[str, Any]) -> None:
+    if tag and tag not in weights:
+        known = ", ".join(sorted(weights)) or "none"
+        raise UnknownWeightsError(f"model {name!r} has no weights {tag!r}; its weights are: {known}")
+
+
+def _card(entry: Entry) -> ModelCard:
+    if not isinstance(entry, ModelCard):
+        raise TypeError(f"expected a ModelCard, got {type(entry).__name__}")  # recipes are followed first
+    return entry
+
+
+def _matches(card: CardSummary, **filters: str | None) -> bool:
     return all(value is None or getattr(card, key) == value for key, value in filters.items())
 
 
-def _listed(name: str, card: ModelCard | None, pretrained: bool) -> list[str]:
+def _listed(name: str, card: CardSummary | None, pretrained: bool) -> list[str]:
     """How `list_models` lists a name: with ``pretrained``, only with weights, and a model's ``name.tag`` too."""
     if not pretrained:
         return [name]

@@ -142,7 +142,7 @@ def _row(registry: Registry, name: str) -> dict[str, Any]:
     the tagged ones of a ``name.tag`` (None and ``{}`` without weights).
     """
     try:
-        card = registry.get_card(name)
+        card = registry.summary(name)  # not the whole card: a catalogue's cards stay unbuilt
     except ZooError as exc:
         return {"name": name, "task": None, "modality": None, "family": None, "weights": [], "default_weights": None,
                 "recipe_of": None, "num_params": None, "gflops": None, "metrics": {}, "license": None,
