@@ -14,11 +14,17 @@ NAMESPACE = "timm/"
 BUILDER = "zoo_timm.build:create_model"
 SAVED_CONFIG = "zoo_timm.interchange:timm_config"  # timm's keys in a saved config.json (zoo.weights.saving)
 INSTALL_HINT = 'pip install "zoo-models[timm]"'
+TASK, MODALITY, FAMILY = "image-classification", "image", "timm"  # the same for every card in the file
+_SUMMARY_KEYS = ("num_params", "gflops", "metrics", "license")  # what listing reads of a weights entry
 
 
-@lru_cache(maxsize=1)
 def load_catalog(path: Path = CATALOG) -> dict[str, Any]:
-    """The catalogue as written by ``python -m zoo_timm.generate``."""
+    """The catalogue as written by ``python -m zoo_timm.generate`` (read once per path)."""
+    return _read(path)
+
+
+@lru_cache(maxsize=4)
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -46,32 +52,55 @@ def card_dict(entry: dict[str, Any], labels: dict[str, tuple[str, ...] | None], 
         weights[tag] = {**w, "labels": labels.get(key) if key is not None else None}
     card = {k: v for k, v in entry.items() if k != "arch"}
     extra = {**entry.get("extra", {}), "saved_config": SAVED_CONFIG}
-    return {**card, "name": NAMESPACE + arch, "builder": BUILDER, "task": "image-classification",
-            "modality": "image", "family": "timm", "defaults": {"model_name": arch}, "weights": weights,
+    return {**card, "name": NAMESPACE + arch, "builder": BUILDER, "task": TASK,
+            "modality": MODALITY, "family": FAMILY, "defaults": {"model_name": arch}, "weights": weights,
             "extra": extra}
 
 
-def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
-    """One card per timm architecture; each label list is shared by the weights that use it.
+@lru_cache(maxsize=4)
+def _label_lists(path: Path = CATALOG) -> dict[str, tuple[str, ...]]:
+    """The catalogue's label lists as tuples, made once so every weights card that uses one shares it."""
+    return {key: tuple(str(name) for name in names) for key, names in load_catalog(path)["labels"].items()}
 
-    A label list is checked once here (names, and its length against each weights' class count) and then
-    given to every weights card that uses it, rather than re-checked by each of them: with a thousand
-    weights of 1,000 to 22,000 names each, re-checking is most of the time listing takes.
+
+@lru_cache(maxsize=4)
+def _entries(path: Path = CATALOG) -> dict[str, dict[str, Any]]:
+    """Catalogue entries by card name."""
+    return {NAMESPACE + entry["arch"]: entry for entry in load_catalog(path)["cards"]}
+
+
+def index(path: Path = CATALOG) -> list[dict[str, Any]]:
+    """What listing the family reads, one summary per card, straight from the file (no card is built)."""
+    return [{"name": NAMESPACE + entry["arch"], "task": TASK, "modality": MODALITY, "family": FAMILY,
+             "default_weights": entry.get("default_weights"),
+             "weights": {tag: {key: w[key] for key in _SUMMARY_KEYS if key in w}
+                         for tag, w in entry.get("weights", {}).items()}}
+            for entry in load_catalog(path)["cards"]]
+
+
+def make_card(name: str, path: Path = CATALOG) -> zoo.ModelCard:
+    """The card of one architecture, built and checked when it is first looked up.
+
+    A label list is checked once per card here (its length against each weights' class count) and then
+    shared by every weights card that uses it, rather than re-checked name by name: with a thousand
+    weights of 1,000 to 22,000 names each, re-checking would be most of the time building cards takes.
     """
-    data = load_catalog(path)
-    labels = {key: tuple(str(name) for name in names) for key, names in data["labels"].items()}
-    cards = []
-    for entry in data["cards"]:
-        card = card_dict(entry, dict.fromkeys(labels), path)
-        for tag, weights in card["weights"].items():
-            key = entry["weights"][tag].get("labels")
-            weights["labels"] = None
-            made = zoo.WeightsCard.from_dict(weights)
-            if key is not None:
-                if made.num_classes != len(labels[key]):
-                    raise zoo.PluginError(f"{path}: weights {card['name']}.{tag} have {made.num_classes} classes "
-                                          f"but label list {key!r} {len(labels[key])} names; regenerate it")
-                object.__setattr__(made, "labels", labels[key])  # checked above; shared, read-only
-            card["weights"][tag] = made
-        cards.append(zoo.ModelCard.from_dict(card))
-    return cards
+    entry = _entries(path)[name]
+    labels = _label_lists(path)
+    card = card_dict(entry, dict.fromkeys(labels), path)
+    for tag, weights in card["weights"].items():
+        key = entry["weights"][tag].get("labels")
+        weights["labels"] = None
+        made = zoo.WeightsCard.from_dict(weights)
+        if key is not None:
+            if made.num_classes != len(labels[key]):
+                raise zoo.PluginError(f"{path}: weights {card['name']}.{tag} have {made.num_classes} classes "
+                                      f"but label list {key!r} {len(labels[key])} names; regenerate it")
+            object.__setattr__(made, "labels", labels[key])  # checked above; shared, read-only
+        card["weights"][tag] = made
+    return zoo.ModelCard.from_dict(card)
+
+
+def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
+    """Every card of the family, built now (the plugin registers them to be built on first use instead)."""
+    return [make_card(name, path) for name in _entries(path)]
