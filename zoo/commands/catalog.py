@@ -14,7 +14,6 @@ from ..errors import InvalidArgumentError, ZooError
 from ..names import is_saved_name
 from ..plugins import list_plugins
 from ..registry import Registry, default_registry
-from ..weights import cached_path
 from .options import Subcommands
 from .output import folded, print_json, print_table, terminal_width
 
@@ -259,6 +258,8 @@ def _required(card: ModelCard) -> str | None:
 
 def _cached(card: ModelCard, tag: str) -> str:
     """Whether the weights are on disk (so `zoo.create` works offline); `zoo download` fetches them."""
+    from ..weights import cached_path  # the weights layer (http, ssl) only for `zoo info`, not `zoo list`
+
     try:
         path = cached_path(card, tag)
     except (ZooError, ImportError, OSError) as exc:
