@@ -84,8 +84,8 @@ def format_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str] | No
 
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """An epoch's metrics without the confusion matrices and sample counts (what its line shows)."""
-    return {k: v for k, v in metrics.items() if not k.endswith(("confusion", "samples"))}
+    """An epoch's metrics without the confusion matrices, per-class tables and sample counts (what its line shows)."""
+    return {k: v for k, v in metrics.items() if not k.endswith(("confusion", "samples", "per_class"))}
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
