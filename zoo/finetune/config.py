@@ -30,8 +30,10 @@ from ._checks import (
     whole_number,
 )
 from .callbacks import warn_unknown_hooks
+from .loggers import check_log
 from .options import LOSSES, MONITOR_MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, STRATEGY_NAMES
 from .strategies import Strategy
+from .task_metrics import check_metrics
 
 # What each option takes besides a name (the extension points a program fills in)
 ParamGroups = list[dict[str, Any]]
@@ -84,6 +86,9 @@ class TrainerConfig:
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
+    log: Sequence[object] = ()
+    metrics: Sequence[object] | None = None
+    report: bool = True
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -96,8 +101,11 @@ class TrainerConfig:
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
         object.__setattr__(self, "callbacks", tuple(self.callbacks))
+        object.__setattr__(self, "log", tuple(self.log))
         if self.labels is not None:
             object.__setattr__(self, "labels", tuple(self.labels))
+        if self.metrics is not None:
+            object.__setattr__(self, "metrics", tuple(self.metrics))
 
     @property
     def run_folder(self) -> Path | None:
@@ -212,7 +220,7 @@ def _check_run_folder(config: TrainerConfig) -> None:
 
 
 def _check_switches(config: TrainerConfig) -> None:
-    for name in ("compile", "progress", "verbose", "handle_interrupt", "ema_eval"):
+    for name in ("compile", "progress", "verbose", "handle_interrupt", "ema_eval", "report"):
         flag(name, getattr(config, name))
     flag("channels_last", config.channels_last, optional=True)
     flag("feature_cache", config.feature_cache, optional=True)
@@ -223,6 +231,8 @@ def _check_collections(config: TrainerConfig) -> None:
     require("callbacks", callbacks, _is_sequence(callbacks), "a list of callbacks (objects with on_* hook methods)")
     require("labels", labels, labels is None or _is_sequence(labels), "None or a list of class names")
     warn_unknown_hooks(callbacks)
+    check_log(config.log)
+    check_metrics(config.metrics)
 
 
 def _is_path(value: Any) -> bool:

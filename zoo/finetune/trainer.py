@@ -32,13 +32,15 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset, default_collate
 from .._progress import progress_bar
 from ..cards import card_or_none
 from ..errors import InvalidArgumentError
-from . import batches, distributed, loop, run_dir
+from . import batches, distributed, evaluation, loop, run_dir
 from . import checkpoint as ckpt
+from . import report as run_report
 from .callbacks import BestModel, Callback, Hooks, callback_states, load_callback_states
 from .checkpoint import CheckpointError, NonFiniteError, unwrap_ddp_and_compile
 from .config import FIELDS, TRAINING_OPTIONS, TrainerConfig, make_config
 from .feature_cache import cached_features
 from .heads import get_head
+from .loggers import build_loggers
 from .messages import say
 from .metrics import Meter, format_confusion, format_metrics, summary
 from .optim import build_optimizer, build_scheduler, optimizer_steps_per_epoch
@@ -54,6 +56,7 @@ from .resume import (
 )
 from .stepping import Updater
 from .strategies import Strategy, strategy_for
+from .task_metrics import EpochMetric, build_metrics
 from .training_parts import TrainingParts
 
 if TYPE_CHECKING:
@@ -65,7 +68,8 @@ __all__ = ["Callback", "FitResult", "Trainer", "TrainerConfig", "evaluate", "fit
 _RENAMED = {"strategy_spec": "strategy", "loss_spec": "loss", "optimizer_spec": "optimizer",
             "scheduler_spec": "scheduler", "device_spec": "device"}
 _OLD_ATTRIBUTES = {**{name: name for name in FIELDS
-                      if name not in _RENAMED.values() and name != "labels" and name not in TRAINING_OPTIONS},
+                      if name not in _RENAMED.values() and name not in ("labels", "metrics", "report")
+                      and name not in TRAINING_OPTIONS},
                    **_RENAMED}
 
 
@@ -173,6 +177,9 @@ class Trainer:
         self._loss_fn: loop.Loss = loop.build_loss(self.config)
         self._train_loss_fn: loop.Loss = loop.build_loss(self.config, training=True)
         self.parts = TrainingParts()
+        self._metrics: list[EpochMetric] = []
+        self._errors: list[tuple[int, int, int]] = []  # the last measurement's misclassified samples
+        self._val_data: Any = None
         self._fresh_run(self.config.labels)
 
     @property
@@ -203,6 +210,8 @@ class Trainer:
         self.context = context = distributed.setup(self.config.device)
         try:
             model.to(context.device)
+            labels = self.config.labels if self.config.labels is not None else batches.labels_of(data)
+            self._metrics = self._build_metrics(model, labels)
             loader = self._loader(batches.as_dataset(data), shuffle=False, pad=False, collate=batches.collate_of(data))
             return self._measure(model, loader)
         finally:
@@ -215,6 +224,8 @@ class Trainer:
             with self._interrupt_handler(), self._own_run_folder():
                 return self._fit(model, train, val)
         finally:
+            for logger in self._loggers:  # a run that failed still closes its logs
+                logger.close()
             distributed.teardown(context)
 
     def save_best(self, metrics: dict[str, Any]) -> None:
@@ -228,6 +239,9 @@ class Trainer:
                     "ema": self.config.ema_eval, **self._data_info}
             with self.parts.measured_weights():
                 ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
+            if self.config.report and self._val_data is not None:  # the saved model's mistakes, for the report
+                run_report.write_samples(folder, run_report.describe_samples(self._val_data, self._errors,
+                                                                             self.labels))
         distributed.barrier(self.context)
 
     # ------------------------------------------------------------------ the run
@@ -268,14 +282,24 @@ class Trainer:
         if self.strategy is not None:
             self.strategy.setup(model)
         self._fresh_run(config.labels if config.labels is not None else batches.labels_of(train))
+        self._metrics = self._build_metrics(model, self.labels)
+        self._val_data, self._errors = (batches.as_dataset(val) if val is not None else None), []
 
     def _fresh_run(self, labels: Sequence[str] | None) -> None:
         """A new best-model tracker (first among the callbacks) and loss watch, and the run's class names."""
         self.labels: list[str] | None = list(labels) if labels is not None else None
         config = self.config
         self.best = BestModel(config.monitor, config.monitor_mode)
-        self._hooks = Hooks([self.best, *config.callbacks])
+        self._loggers = build_loggers(config.log)
+        self._hooks = Hooks([self.best, *config.callbacks, *self._loggers])
         self._losses = loop.NonFiniteLosses(loop.SCALER_PATIENCE if config.precision == "fp16" else 1)
+
+    def _build_metrics(self, model: nn.Module, labels: Sequence[str] | None) -> list[EpochMetric]:
+        """The task metrics the validation measures: `config.metrics`, or the card's task's."""
+        card = card_or_none(unwrap_ddp_and_compile(model))
+        vocab = getattr(unwrap_ddp_and_compile(model), "labels", None)
+        return build_metrics(self.config.metrics, task=card.task if card is not None else None, loss=self.config.loss,
+                             labels=labels, vocab=vocab if isinstance(vocab, (list, tuple)) else None)
 
     def _num_classes(self, model: nn.Module) -> int | None:
         """How many classes the model predicts, for MixUp and CutMix: the data's class names, or its card."""
@@ -409,6 +433,7 @@ class Trainer:
                            ema=self.ema.state_dict() if self.ema is not None else None)
         if not stopped:
             self._say_best_confusion(result)
+            self._write_report(result)
         self._hooks.call("on_fit_end", self, result)
         return result
 
@@ -422,11 +447,25 @@ class Trainer:
         self._say(f"confusion matrix of epoch {result.best_epoch}, the best by {result.monitor}{saved} "
                   f"(rows: true class):\n" + format_confusion(matrix, self.labels))
 
+    def _write_report(self, result: FitResult) -> None:
+        """The plots and report.html of a finished run, in its run folder (first process only)."""
+        folder = self.config.run_folder
+        if folder is None or not self.config.report or not self.context.is_main or not result.history:
+            return
+        try:
+            path = run_report.write_report(folder, result.history, self.labels, result.best_epoch, result.monitor)
+        except ImportError as exc:  # matplotlib is a dependency, but an install may lack it
+            self._say(f"no plots or report: {exc} (pip install matplotlib)")
+            return
+        self._say(f"report: {path}")
+
     def _measure(self, model: nn.Module, loader: DataLoader[Any]) -> dict[str, Any]:
         device = self.context.device
-        return loop.evaluate_loader(model, self._loss_fn, loader, self.context,
-                                    autocast=loop.autocast_for(self.config, device),
-                                    channels_last=loop.wants_channels_last(self.config, device, model))
+        measured = evaluation.measure(model, self._loss_fn, loader, self.context, metrics=self._metrics,
+                                      autocast=loop.autocast_for(self.config, device),
+                                      channels_last=loop.wants_channels_last(self.config, device, model))
+        self._errors = measured.errors
+        return measured.metrics
 
     # ------------------------------------------------------------------ data
 
