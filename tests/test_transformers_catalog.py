@@ -84,3 +84,19 @@ def test_family_is_optional(family, monkeypatch):
     with pytest.raises(zoo.PluginError, match=r"zoo-models\[transformers\]"):
         zoo.create("transformers/deberta-v3-base")
 
+
+
+def test_curated_card_builds_offline_without_its_config(family, tmp_path, monkeypatch):
+    """pretrained=False needs nothing from the Hub: the card's published shape stands in for config.json."""
+    hub_cache(tmp_path, monkeypatch)
+    model = family.create("transformers/dinov2-small", device="meta")
+    assert model.zoo_card.head == "head" and model.num_features == 384
+
+
+@pytest.mark.slow
+def test_every_card_passes_the_plugin_check(family, tmp_path, monkeypatch):
+    import zoo.testing
+
+    hub_cache(tmp_path, monkeypatch)
+    report = zoo.testing.check_plugin("transformers", device="meta")
+    assert report.ok and len(report.checked) >= 31

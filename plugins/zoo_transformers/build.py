@@ -80,19 +80,26 @@ def hub_folder(repo: str, filename: str) -> Path | None:
 def build_model(*, task: str, config: Mapping[str, Any] | None = None, repo: str | None = None,
                 num_classes: int | None = None, pooling: str | None = None, normalize: bool = False,
                 audio: Mapping[str, Any] | None = None, num_layers: int | None = None,
-                drop_rate: float | None = None) -> Any:
+                drop_rate: float | None = None, shape: Mapping[str, Any] | None = None) -> Any:
     """A `zoo_transformers.model.TransformersModel` for `task` from a transformers config (or a Hub repo's).
 
     `num_classes` replaces the classifier's outputs (its ``num_labels``; a CTC model's vocabulary); 0 removes
     the head so the model returns what the head reads. For feature extraction, `pooling` (``cls``, ``mean``,
     ``max``, ``lasttoken``; text only) and `normalize` say how tokens become one vector, and `num_classes` adds
-    a linear head on it. `audio` holds the checkpoint's feature-extractor settings.
+    a linear head on it. `audio` holds the checkpoint's feature-extractor settings. With `repo`, the repo's
+    config.json is read through the Hub cache; `shape` (a curated card's published shape) stands in for it
+    when it cannot be read, so ``pretrained=False`` builds offline.
     """
     transformers = transformers_module()
     if config is None:
         if repo is None:
             raise zoo.InvalidArgumentError("build_model needs config= (a transformers config as a dict) or repo=")
-        config = hub_config(repo)
+        try:
+            config = hub_config(repo)
+        except zoo.WeightsError:
+            if shape is None:
+                raise
+            config = shape  # offline and uncached: the published shape the card stores (random weights only)
         if audio is None and modality_of(config) == "audio":
             from .inputs import audio_settings
 

@@ -83,8 +83,10 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]
     extra = {"lora_targets": found.lora_targets, "hf_key_map": FIT_LAYOUT, "hf_key_map_args": key_args,
              "hf_architecture": type(inner).__name__,
              "saved_config": SAVED_CONFIG, "trained_head": trained_head}
+    output = model.get_submodule(head) if task != "feature-extraction" else None
+    width = output.in_features if isinstance(output, torch.nn.Linear) else model.num_features  # what the head reads
     return {"head": head, "layer_groups": found.layer_groups, "num_layers": found.num_layers,
-            "num_features": model.num_features, "num_classes": classes, "extra": extra,
+            "num_features": width, "num_classes": classes, "extra": extra,
             "feature_stages": feature_stages(model, found, hf_config)}
 
 

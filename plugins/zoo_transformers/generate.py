@@ -141,6 +141,51 @@ ENTRIES = [
 ]
 
 
+TINY_TEXT = {"vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 128, "max_position_embeddings": 128}
+TINY_AUDIO = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128,
+              "conv_dim": [32] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4}
+# The family's cards for any model type: built alone (no checkpoint), a tiny random model of this type.
+GENERIC = {
+    "text-classification": ("bert", TINY_TEXT),
+    "token-classification": ("bert", TINY_TEXT),
+    "feature-extraction": ("bert", TINY_TEXT),
+    "image-classification": ("vit", {"image_size": 224, "patch_size": 32, "hidden_size": 64,
+                                     "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}),
+    "audio-classification": ("wav2vec2", TINY_AUDIO),
+    "automatic-speech-recognition": ("wav2vec2", TINY_AUDIO),
+}
+CHECKPOINT_CARD = "zoo_transformers.card:checkpoint_card"
+SENTENCE_POOLINGS = ["cls", "mean", "max", "lasttoken"]
+
+
+def generic_card(task: str) -> dict[str, Any]:
+    """The card that builds any transformers checkpoint of `task` whose model type no native family claims."""
+    import transformers
+
+    from .card import FIT_LAYOUT, derive
+
+    model_type, values = GENERIC[task]
+    config = transformers.AutoConfig.for_model(model_type, **values).to_dict()
+    config = {k: v for k, v in config.items() if k not in ("transformers_version", "dtype", "torch_dtype")}
+    derived = derive({"task": task, "config": config}, trained_head=False)
+    modality = {"vit": "image", "wav2vec2": "audio"}.get(model_type, "text")
+    spec = {"image": {"kind": "image", "size": 224, **HALF}, "audio": {"kind": "audio", "sample_rate": 16000},
+            "text": {"kind": "text", "max_length": 128}}[modality]
+    extra = {**{k: v for k, v in derived["extra"].items() if k not in ("hf_key_map_args",)},
+             "hf_model_types": ["*"], "hf_card": CHECKPOINT_CARD, "hf_key_map": FIT_LAYOUT}
+    if task == "feature-extraction":
+        extra["sentence_poolings"] = SENTENCE_POOLINGS
+    return {
+        "name": f"transformers/{task}", "task": task, "modality": modality,
+        "description": f"any Hugging Face transformers checkpoint for {task}: zoo.create('hf-hub:org/repo') or "
+                       f"'local-dir:PATH' (card data read from the checkpoint); alone, a tiny random {model_type}",
+        "defaults": {"task": task, "config": config, "num_layers": derived["num_layers"]}, "input": spec,
+        "head": derived["head"], "layer_groups": derived["layer_groups"], "num_features": derived["num_features"],
+        "feature_stages": derived["feature_stages"], "extra": extra,
+    }
+
+
 def entry_card(entry: Entry) -> dict[str, Any]:
     """The card of one entry, as catalog.json stores it."""
     import transformers
@@ -148,6 +193,8 @@ def entry_card(entry: Entry) -> dict[str, Any]:
     from .card import derive
 
     config = transformers.AutoConfig.for_model(entry.model_type, **entry.config).to_dict()
+    shape = {k: v for k, v in config.items() if k not in ("transformers_version", "_name_or_path", "dtype",
+                                                           "torch_dtype", "id2label", "label2id")}
     defaults = {"task": entry.task, **entry.options}
     derived = derive({**defaults, "config": config}, trained_head=entry.task != "feature-extraction")
     modality = {"image-classification": "image", "audio-classification": "audio",
@@ -169,7 +216,7 @@ def entry_card(entry: Entry) -> dict[str, Any]:
     return {
         "name": f"transformers/{entry.name}", "task": entry.task, "modality": modality,
         "description": entry.description, "defaults": {**defaults, "repo": entry.repo,
-                                                       "num_layers": derived["num_layers"]},
+                                                       "num_layers": derived["num_layers"], "shape": shape},
         "input": spec, "head": derived["head"], "layer_groups": derived["layer_groups"],
         "num_features": derived["num_features"], "weights": {"hf": weights}, "default_weights": "hf",
         "feature_stages": derived["feature_stages"], "extra": {**extra, "hf_repo": entry.repo,
@@ -188,7 +235,8 @@ def main(path: Path | None = None) -> Path:
 
     path = path or CATALOG
     data = {"format": FORMAT_VERSION, "generated_by": "python -m zoo_transformers.generate",
-            "transformers": transformers.__version__, "cards": [entry_card(e) for e in ENTRIES]}
+            "transformers": transformers.__version__,
+            "cards": [generic_card(task) for task in GENERIC] + [entry_card(e) for e in ENTRIES]}
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     return path
 

@@ -6,7 +6,7 @@ as ``id2label``), ``AutoModelFor<Task>.from_pretrained(DIR)`` builds the saved m
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import zoo
@@ -15,11 +15,18 @@ import zoo
 def transformers_config(card: zoo.ModelCard, labels: Sequence[str] | None) -> dict[str, Any]:
     """transformers' config keys for a model built by the transformers family."""
     config = card.defaults.get("config")
-    if not isinstance(config, dict):
+    if not isinstance(config, Mapping):
         from .build import hub_config
 
-        config = hub_config(str(card.defaults["repo"]))
-    out = {k: v for k, v in config.items() if k not in ("auto_map", "_name_or_path")}
+        try:
+            config = hub_config(str(card.defaults["repo"]))
+        except zoo.WeightsError:
+            config = card.defaults.get("shape")
+            if not isinstance(config, Mapping):
+                raise
+    from .build import plain
+
+    out = {k: plain(v) for k, v in config.items() if k not in ("auto_map", "_name_or_path")}
     architecture = card.extra.get("hf_architecture")
     if isinstance(architecture, str):
         out["architectures"] = [architecture]
