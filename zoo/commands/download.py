@@ -8,8 +8,6 @@ from pathlib import Path
 from ..errors import WeightsError, ZooError
 from ..names import HUB_PREFIX, LOCAL_PREFIX
 from ..registry import Resolved, default_registry
-from ..weights import fetch
-from ..weights.sources import NotCachedError
 from .options import Subcommands
 from .output import print_json
 
@@ -28,6 +26,8 @@ def add_commands(sub: Subcommands) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from ..weights.sources import NotCachedError  # http and ssl: only when downloading, not for every zoo command
+
     rows: list[dict[str, str]] = []
     try:
         for name in args.names:
@@ -51,6 +51,8 @@ def _downloads(name: str, args: argparse.Namespace) -> Iterator[tuple[str, Path]
         return
     if name.startswith(LOCAL_PREFIX):
         raise ZooError(f"{name}: a local folder has nothing to download; load it with zoo.create({name!r})")
+    from ..weights import fetch  # http and ssl: only when downloading, not for every zoo command
+
     resolved = default_registry().resolve(name)
     card = resolved.card
     for tag in _tags(resolved, all_tags=args.all_tags):
