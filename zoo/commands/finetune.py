@@ -15,6 +15,7 @@ from .. import data as zdata
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError
 from ..finetune import run_dir
+from ..finetune.logger_names import LOGGERS
 from ..finetune.options import (
     DEFAULT_STRATEGY,
     MONITOR_MODES,
@@ -74,6 +75,9 @@ def add_commands(sub: Subcommands) -> None:
                         "before with --resume or --overwrite; the run's checkpoints and its per-epoch history "
                         "(history.csv, history.json) go to OUT/checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoints are in OUT/checkpoints")
+    p.add_argument("--log", action="append", choices=LOGGERS, default=[], metavar="LOGGER",
+                   help=f"also log the run for {', '.join(LOGGERS)} (repeat for several), in OUT/checkpoints/logs; "
+                        "each needs its package installed (W&B runs offline unless WANDB_MODE says otherwise)")
     p.add_argument("--overwrite", action="store_true",
                    help="use an --out that holds a model or other files: its contents are replaced by the new model")
     p.add_argument("--checkpoint-every", type=positive_int,
@@ -135,7 +139,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
             "warmup_epochs": args.warmup_epochs, "ema_decay": args.ema_decay, "ema_eval": args.ema_eval,
             "early_stopping_patience": args.early_stopping_patience, "min_delta": args.min_delta,
             "monitor": args.monitor, "monitor_mode": args.monitor_mode, "label_smoothing": args.label_smoothing,
-            "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha}
+            "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha, "log": tuple(args.log)}
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
