@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from .trainer import FitResult, Trainer
 
 READ_EVERY = 10  # step losses read from the device together
-LogSpec = Sequence["str | RunLog"]
 
 
 class LoggerMissingError(ZooError, ImportError):
@@ -68,9 +67,10 @@ def check_log(log: object) -> None:
         raise InvalidArgumentError(f"log names {twice[0]!r} twice; give each logger once")
 
 
-def build_loggers(log: LogSpec) -> list[RunLog]:
-    """The logger objects of a run: one made afresh for each name, the objects given as they are."""
-    return [item if isinstance(item, RunLog) else LOGGER_CLASSES[item]() for item in log]
+def build_loggers(log: Sequence[object]) -> list[RunLog]:
+    """The logger objects of a run (`log` as `check_log` passed it): one made afresh for each name, the
+    objects given as they are."""
+    return [item if isinstance(item, RunLog) else LOGGER_CLASSES[str(item)]() for item in log]
 
 
 class RunLog:
@@ -246,7 +246,7 @@ class WandbLog(RunLog):
         import wandb  # optional: only when W&B logs are asked for
 
         self._wandb = wandb
-        mode = self.mode or os.environ.get("WANDB_MODE") or "offline"
+        mode: Any = self.mode or os.environ.get("WANDB_MODE") or "offline"  # W&B checks the name
         self._run = wandb.init(project=self.project, dir=str(folder), mode=mode, config=run_options(trainer),
                                settings=wandb.Settings(silent=True))
 
