@@ -18,6 +18,9 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("model", help="a saved model's directory, or a model name")
     p.add_argument("--data", required=True)
     p.add_argument("--batch-size", type=positive_int, default=64, help="1 or more")
+    p.add_argument("--metrics", type=_names, metavar="NAMES",
+                   help="metrics besides loss and accuracy, separated by commas: top5_accuracy (any k), macro_f1, "
+                        "per_class, entity_f1, wer, cer, mse, mae, r2 (default: the model's task's)")
     add_table_arguments(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -30,18 +33,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     classes = _classes(args, model_labels(model))
     dataset = zdata.dataset_for(model, args.data, classes=classes, skip_bad=args.skip_bad, **table_columns(args))
-    metrics = evaluate(model, dataset, batch_size=args.batch_size, progress=False, verbose=False)
+    metrics = evaluate(model, dataset, batch_size=args.batch_size, progress=False, verbose=False, labels=classes,
+                       metrics=args.metrics)
     if args.json:
         print_json({"accuracy": metrics.get("accuracy"), "loss": metrics["loss"], "samples": metrics["samples"],
-                    "classes": classes, "confusion": metrics.get("confusion")})
+                    "classes": classes, "confusion": metrics.get("confusion"),
+                    **{k: v for k, v in metrics.items() if k not in ("accuracy", "loss", "samples", "confusion")}})
         return 0
     print(f"samples:  {metrics['samples']}")
     print(f"loss:     {metrics['loss']:.4f}")
     if "accuracy" in metrics:
         print(f"accuracy: {metrics['accuracy']:.1%}")
+    for key, value in metrics.items():
+        if isinstance(value, float) and key not in ("loss", "accuracy"):
+            print(f"{key + ':':<9} {value:.4f}")
+    if "per_class" in metrics:
+        print(format_per_class(metrics["per_class"], classes))
+    if "accuracy" in metrics:
         print("confusion matrix (rows: true class):")
         print(format_confusion(metrics["confusion"], classes))
     return 0
+
+
+def _names(text: str) -> list[str]:
+    """An argument type: names separated by commas."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected metric names separated by commas, got {text!r}")
+    return names
+
+
+def format_per_class(per_class: dict[str, list[float]], classes: list[str]) -> str:
+    """Precision, recall, F1 and support of each class as aligned text."""
+    width = max([len(c) for c in classes] + [5])
+    lines = [f"{'class':<{width}}  precision  recall      f1  support"]
+    for i, name in enumerate(classes):
+        lines.append(f"{name:<{width}}  {per_class['precision'][i]:9.4f}  {per_class['recall'][i]:6.4f}  "
+                     f"{per_class['f1'][i]:6.4f}  {per_class['support'][i]:7d}")
+    return "\n".join(lines)
 
 
 def _classes(args: argparse.Namespace, labels: list[str] | None) -> list[str]:
