@@ -128,6 +128,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                        help="MixUp images with Beta(A, A) weights (0: off)")
     group.add_argument("--cutmix-alpha", type=non_negative_float, default=0.0, metavar="A",
                        help="CutMix images with Beta(A, A) box sizes (0: off)")
+    group.add_argument("--metrics", type=_names, metavar="NAMES",
+                       help="validation metrics, separated by commas: top5_accuracy (any k), macro_f1, per_class, "
+                            "entity_f1, wer, cer, mse, mae, r2 (default: the model's task's)")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,7 +142,8 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
             "warmup_epochs": args.warmup_epochs, "ema_decay": args.ema_decay, "ema_eval": args.ema_eval,
             "early_stopping_patience": args.early_stopping_patience, "min_delta": args.min_delta,
             "monitor": args.monitor, "monitor_mode": args.monitor_mode, "label_smoothing": args.label_smoothing,
-            "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha, "log": tuple(args.log)}
+            "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha, "log": tuple(args.log),
+            "metrics": getattr(args, "metrics", None)}
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -161,6 +165,14 @@ def _check_options(args: argparse.Namespace) -> None:
     from ..finetune import TrainerConfig  # imports torch: only once the command runs
 
     TrainerConfig(**training_options(args))
+
+
+def _names(text: str) -> list[str]:
+    """An argument type: names separated by commas."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected metric names separated by commas, got {text!r}")
+    return names
 
 
 def _patterns(text: str) -> list[str]:
@@ -252,6 +264,9 @@ def _report(args: argparse.Namespace, result: FitResult, classes: list[str], out
     say(f"saved to {out}; load it with zoo.create('local-dir:{out}') or: zoo predict {out} FILE ...")
     history = [out / run_dir.RUN_FOLDER / name for name in (HISTORY_CSV, HISTORY_JSON)]
     say(f"every epoch's metrics: {history[0]} and {history[1]}")
+    report = out / run_dir.RUN_FOLDER / "report" / "report.html"
+    if report.is_file():
+        say(f"plots and report: {report} (rebuild with: zoo report {out})")
     if args.json:
         print_json({"before": before, "after": after, "best_epoch": result.best_epoch, "out": str(out),
                     "classes": classes, "confusion": best.get("val_confusion"),
