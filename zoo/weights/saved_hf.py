@@ -27,6 +27,7 @@ from typing import Any
 from ..builders import BuildPlan
 from ..cards import TASK_ALIASES, ModelCard, Recipe, TextInput
 from ..errors import DuplicateModelError, WeightsError
+from ..lazy_cards import LazyCard
 from ..registry import default_registry
 from .formats import read_state_dict
 from .loading import apply_key_map, import_function
@@ -79,7 +80,10 @@ def _hf_cards(model_type: str) -> list[ModelCard]:
     cards = []
     for name in registry.names():
         try:
-            entry = registry.entry(name)
+            claim = registry.claim(name)
+            if isinstance(claim.registered, LazyCard):
+                continue  # a catalogue's cards (timm's thousands) name no transformers model types
+            entry = claim.entry
         except DuplicateModelError:
             continue
         if isinstance(entry, Recipe):
