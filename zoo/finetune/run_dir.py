@@ -40,8 +40,8 @@ from ..files import sync_directory
 
 RUN_FOLDER = "checkpoints"
 LOCK = "lock"
-# What a run writes into its run folder (besides .temporaries): state, best model, lock, per-epoch history.
-RUN_FILES = frozenset({"last.pt", "best", LOCK, "history.csv", "history.json"})
+# What a run writes into its run folder (besides .temporaries): state, best model, lock, per-epoch history, report.
+RUN_FILES = frozenset({"last.pt", "best", LOCK, "history.csv", "history.json", "report"})
 MODEL_MARKERS = ("config.json", ".safetensors", ".bin", ".pt", ".pth")
 _UNREADABLE_LOCK_GRACE_S = 10.0  # a lock being written right now is briefly empty
 
