@@ -81,8 +81,6 @@ def test_out_indices_of_a_saved_model_are_checked_against_its_stages(monkeypatch
         zoo.create(f"local-dir:{folder}", out_indices=(0,))
 
 
-@pytest.mark.xfail(strict=True, reason="create('local-dir:...', features_only=True, num_classes=3) drops "
-                   "num_classes silently, where a registered name refuses it")
 def test_num_classes_with_features_only_is_refused_for_a_saved_model_as_for_a_registered_one(monkeypatch, tmp_path):
     install(monkeypatch, net_card(feature_stages=STAGES))
     folder = zoo.save_pretrained(zoo.create("tnet"), tmp_path / "saved")

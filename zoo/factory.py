@@ -88,6 +88,8 @@ def create(
         plan = saved_plan(name, pretrained=pretrained, **kwargs)
         plan, options = _saved_options(plan, given)
         features = _features_wanted(plan.card, features_only, out_indices)
+        if features:
+            _refuse_classes_with_features(plan.card, num_classes)
         _check_unpooled(plan.card, options, plan.saved_head if num_classes is None else num_classes, features)
         if not features:
             return assemble(plan, num_classes=num_classes, freeze=freeze, freeze_bn=freeze_bn, options=options)
@@ -139,9 +141,7 @@ def build(
     features = _features_wanted(card, features_only, out_indices)
     _check_unpooled(card, create_options, num_classes, features)
     if features:
-        if num_classes:
-            raise InvalidArgumentError(f"model {card.name!r}: features_only=True returns feature maps, not "
-                                       f"classes; leave out num_classes={num_classes}")
+        _refuse_classes_with_features(card, num_classes)
         # The head's weights load (strictly, as with the head) and the head is then removed.
         plan = registry_plan(resolved, options, pretrained=pretrained, num_classes=None, checkpoint=checkpoint)
         model = assemble(plan, num_classes=0 if card.head else None, freeze=freeze, freeze_bn=freeze_bn,
@@ -172,6 +172,12 @@ def _check_unpooled(card: ModelCard, options: CreateOptions, num_classes: int | 
         raise InvalidArgumentError(f"model {card.name!r}: global_pool='' leaves the feature map unpooled, which "
                                    "its head cannot read; pass num_classes=0 too (the model then returns the "
                                    "[N, C, H, W] map), or pick a pooling: 'avg', 'max' or 'avgmax'")
+
+
+def _refuse_classes_with_features(card: ModelCard, num_classes: int | None) -> None:
+    if num_classes:
+        raise InvalidArgumentError(f"model {card.name!r}: features_only=True returns feature maps, not "
+                                   f"classes; leave out num_classes={num_classes}")
 
 
 def _features_wanted(card: ModelCard, features_only: Any, out_indices: Any) -> bool:
