@@ -91,6 +91,37 @@ def test_nhwc_and_token_stages_come_back_nchw():
             FeatureStage("tokens", 8, 4, "NLC", prefix_tokens=1),)))(x)
 
 
+def test_a_map_the_model_writes_over_in_place_is_returned_as_the_stage_gave_it():
+    """Maps are copied only where needed (an in-place ReLU after a BatchNorm stage), in eval mode under
+    inference mode as in training mode."""
+    import dataclasses
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.relu = torch.nn.ReLU(inplace=True)
+            self.block = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.block(self.relu(self.bn(self.conv(x))))
+
+    model = Net().eval()
+    card = dataclasses.replace(net_card(), feature_stages=(FeatureStage("bn", 4, 2), FeatureStage("block", 4, 4)))
+    x = torch.randn(2, 3, 16, 16)
+    expected = model.bn(model.conv(x))
+    assert (expected < 0).any()  # the ReLU would change it
+    features = zoo.features.features_model(model, card).eval()
+    for _ in range(2):  # the first call finds which maps need a copy, the second uses what it found
+        with torch.inference_mode():
+            maps = features(x)
+        torch.testing.assert_close(maps[0], expected)
+    assert features._overwritten == {0}
+    features.train()
+    torch.testing.assert_close(features(x)[0].detach(), model.bn(model.conv(x)).detach())
+
+
 # ---------------------------------------------------------------------------- create
 
 

@@ -11,7 +11,7 @@ laid out on the patch grid (input side / reduction). `FeatureInfo` has timm's na
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -99,13 +99,15 @@ def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (inputs,), {}
 
 
-def module_outputs(model: nn.Module, inputs: Any, modules: Mapping[int, str], *, what: str) -> dict[int, Any]:
+def module_outputs(model: nn.Module, inputs: Any, modules: Mapping[int, str], *, what: str,
+                   copy: Collection[int] | None = None) -> dict[int, Any]:
     """Run `model` on `inputs` until the last of `modules` (index -> module path) has run; their outputs.
 
-    The forward pass stops there. Every output but the last is copied, so a later in-place operation
-    of the model cannot change it.
+    The forward pass stops there. The outputs at `copy` (default: all but the last) are copied, so a
+    later in-place operation of the model cannot change them (`overwritten_outputs` finds which need it).
     """
     last = max(modules)
+    copied = set(modules) - {last} if copy is None else set(copy)
     found: dict[int, Any] = {}
 
     def hook(index: int) -> Any:
@@ -113,7 +115,7 @@ def module_outputs(model: nn.Module, inputs: Any, modules: Mapping[int, str], *,
             if index in found:
                 raise ZooError(f"{what} {modules[index]!r} ran twice in one forward pass; the card should name "
                                "a module that runs once")
-            found[index] = output if index == last else output.clone()
+            found[index] = output.clone() if index in copied else output
             if index == last:
                 raise _Done
         return record
@@ -178,10 +180,41 @@ def as_nchw(output: torch.Tensor, stage: FeatureStage, image_size: tuple[int, in
     return output
 
 
-def stage_maps(model: nn.Module, card: ModelCard, inputs: Any, indices: Sequence[int]) -> dict[int, torch.Tensor]:
-    """The ``NCHW`` maps of the stages at `indices` (valid, non-negative), stopping after the last."""
+def overwritten_outputs(model: nn.Module, inputs: torch.Tensor, modules: Mapping[int, str]) -> set[int]:
+    """Which of `modules`' outputs the forward pass changes in place before it stops at the last of them.
+
+    One extra pass on the first example, outside inference mode (whose tensors keep no version
+    counter): an output whose version counter moved after its hook ran was written over (an in-place
+    ReLU after a BatchNorm named as a stage), and only those need copying.
+    """
+    last = max(modules)
+    versions: dict[int, tuple[torch.Tensor, int]] = {}
+
+    def hook(index: int) -> Any:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            versions[index] = (output, output._version)
+            if index == last:
+                raise _Done
+        return record
+
+    handles = [model.get_submodule(path).register_forward_hook(hook(index)) for index, path in modules.items()]
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            model(inputs[:1].clone())
+    except _Done:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {index for index, (output, version) in versions.items() if output._version != version}
+
+
+def stage_maps(model: nn.Module, card: ModelCard, inputs: Any, indices: Sequence[int],
+               copy: Collection[int] | None = None) -> dict[int, torch.Tensor]:
+    """The ``NCHW`` maps of the stages at `indices` (valid, non-negative), stopping after the last; `copy` as
+    in `module_outputs`."""
     stages = card.feature_stages
-    found = module_outputs(model, inputs, {i: stages[i].module for i in indices}, what="feature stage")
+    found = module_outputs(model, inputs, {i: stages[i].module for i in indices}, what="feature stage", copy=copy)
     size = image_size(inputs) if any(stages[i].layout == "NLC" for i in indices) else (0, 0)
     return {i: as_nchw(found[i], stages[i], size) for i in indices}
 
@@ -244,11 +277,23 @@ class FeaturesModel(nn.Module):
         self.out_indices = tuple(out_indices)
         self.feature_info = FeatureInfo(card.feature_stages, self.out_indices)
         self._card = card
+        self._overwritten: set[int] | None = None  # found on the first call in eval mode
         attach_card(self, card)
 
     def forward(self, x: Any) -> list[torch.Tensor]:
-        maps = stage_maps(self.model, self._card, x, self.out_indices)
+        maps = stage_maps(self.model, self._card, x, self.out_indices, copy=self._copied(x))
         return [maps[i] for i in self.out_indices]
+
+    def _copied(self, x: Any) -> set[int] | None:
+        """The stages whose maps must be copied (None: all but the last). Copying a map the model never
+        writes over again costs as much as a stage's worth of memory traffic, so in eval mode a first
+        probe finds those that are; in training mode (BatchNorm statistics would move) all are copied."""
+        if self.training or not isinstance(x, torch.Tensor) or not len(x):
+            return None
+        if self._overwritten is None:
+            stages = self._card.feature_stages
+            self._overwritten = overwritten_outputs(self.model, x, {i: stages[i].module for i in self.out_indices})
+        return self._overwritten
 
 
 def features_model(model: nn.Module, card: ModelCard, out_indices: Any = None) -> FeaturesModel:
