@@ -35,6 +35,10 @@ _LORA = {"wav2vec2": ["encoder.transformer.layers.*.attention.q_proj", "encoder.
          "wavlm": ["encoder.transformer.layers.*.feed_forward"]}
 # One card per (Hugging Face model_type, task) answers for "local-dir:" and "hf-hub:" checkpoints;
 # the config converter rebuilds whatever size the checkpoint has.
+# zoo.save_pretrained writes a folder plain transformers loads too (wav2vec2 / HuBERT / WavLM classes).
+_INTERCHANGE = {"saved_config": f"{_MODULE}.interchange:transformers_config",
+                "saved_state": f"{_MODULE}.interchange:transformers_state",
+                "saved_state_reader": f"{_MODULE}.interchange:zoo_state"}
 _HF_ANSWERING = {"wav2vec2_base", "hubert_base", "wavlm_base"}
 # zoo.create(name, drop_rate=..., drop_path_rate=...): the transformer's dropout, and its LayerDrop (each
 # layer skipped in training with that probability: stochastic depth over whole layers).
@@ -84,7 +88,8 @@ def _encoder_cards(enc: Encoder) -> list[zoo.ModelCard]:
             weights, what = _ctc_weights(enc), "CTC speech recognition with greedy decoding"
         else:
             weights, what = _encoder_weights(enc), "hidden states of the last layer"
-        extra = {"torchaudio_bundle": enc.bundle, "hf_repo": enc.hf_repo, "lora_targets": _LORA[enc.model_type]}
+        extra = {"torchaudio_bundle": enc.bundle, "hf_repo": enc.hf_repo, "lora_targets": _LORA[enc.model_type],
+                 "hf_model_type": enc.hf_model_type, **_INTERCHANGE}
         if enc.name in _HF_ANSWERING:
             extra.update(hf_model_types=[enc.hf_model_type], hf_config_to_kwargs=f"{_KEYMAPS}:{converter}",
                          hf_key_map=f"{_KEYMAPS}:{key_map}", hf_layer_groups=f"{_MODULE}.architectures:layer_groups")

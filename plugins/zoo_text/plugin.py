@@ -29,6 +29,10 @@ CREATE_OPTIONS = {"drop_rate": {"keyword": "dropout"}}
 # The sentence-transformers poolings the encoder reproduces (keywords pooling= and normalize=); a repo pooled
 # otherwise (max, last token) is refused by zoo.weights.saved_hf rather than embedded differently.
 SENTENCE_POOLINGS = ["cls", "mean"]
+# zoo.save_pretrained writes a folder plain transformers loads too, where it has a class for the model.
+INTERCHANGE = {"saved_config": "zoo_text.interchange:transformers_config",
+               "saved_state": "zoo_text.interchange:transformers_state",
+               "saved_state_reader": "zoo_text.interchange:zoo_state"}
 
 
 def register(registry: zoo.Registry) -> None:
@@ -57,7 +61,7 @@ def checkpoint_card(ckpt: Checkpoint) -> zoo.ModelCard:
         input=zoo.TextInput(max_length=ckpt.max_length, tokenizer=f"hf-hub:{ckpt.repo}", lowercase=ckpt.lowercase),
         head="head", layer_groups=layer_groups(ckpt.shape["num_layers"]),
         weights={"hf": weights}, default_weights="hf", num_features=ckpt.shape["hidden_size"],
-        aliases=ckpt.aliases, extra={"architecture": ckpt.arch, "lora_targets": LORA_TARGETS},
+        aliases=ckpt.aliases, extra={"architecture": ckpt.arch, "lora_targets": LORA_TARGETS, **INTERCHANGE},
         create_options=CREATE_OPTIONS,
     )
 
@@ -73,7 +77,7 @@ def generic_card(arch: str, model_types: tuple[str, ...], task: str) -> zoo.Mode
                     f"{'/'.join(model_types)} checkpoint through zoo.create('local-dir:...' or 'hf-hub:...')",
         defaults=defaults, input=zoo.TextInput(max_length=512),
         head="head", layer_groups=layer_groups(None), num_features=GENERIC_SHAPE[arch]["hidden_size"],
-        extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types),
+        extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types), **INTERCHANGE,
                "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config",
                "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS,
                **({"sentence_poolings": SENTENCE_POOLINGS} if task == "feature-extraction" else {})},

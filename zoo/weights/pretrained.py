@@ -16,7 +16,8 @@ from ..errors import WeightsError
 from .formats import is_safetensors, read_state_dict
 from .loading import apply_key_map
 from .saved_folder import read_config, weights_file
-from .saving import check_saved_weights
+from .saved_zoo import saved_state, zoo_card
+from .saving import CONFIG_NAME, check_saved_weights, recorded_key_map
 from .sources import fetch, parse_source, remove_cached, weights_of
 
 
@@ -78,6 +79,9 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
                                "config.json has no 'zoo' key); load a transformers folder with "
                                f"zoo.create('local-dir:{path}')")
         file = weights_file(path)
+        if recorded_key_map(config) is not None:  # written in another library's names: zoo's names again
+            saved, _ = zoo_card(config, path / CONFIG_NAME)
+            return saved_state(path, config, saved, file), f"checkpoint_path {file}"
         check_saved_weights(path, config, file)
     elif path.is_file():
         file = path

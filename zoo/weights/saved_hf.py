@@ -160,7 +160,8 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
         builder_kwargs = dict(card.defaults)
     labels = _config_labels(config)
     built_classes = builder_kwargs.get("num_classes", card.class_count())
-    extra = {**card.extra, **({"labels": labels} if labels and len(labels) == built_classes else {})}
+    extra = {**card.extra, "hf_model_type": model_type,
+             **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
                                extra=extra, layer_groups=_layer_groups(card, builder_kwargs))
 

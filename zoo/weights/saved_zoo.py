@@ -16,9 +16,10 @@ from ..builders import BuildPlan
 from ..cards import TASK_ALIASES, ImageInput, ModelCard
 from ..errors import CardError, InvalidArgumentError, WeightsError
 from ..trust import check_registered
-from .formats import read_state_dict
+from .formats import StateDict, read_state_dict
+from .loading import import_function
 from .saved_folder import weights_file
-from .saving import CONFIG_NAME, check_saved_weights
+from .saving import CONFIG_NAME, check_saved_weights, recorded_key_map
 
 
 def zoo_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, Any], *, load: bool) -> BuildPlan:
@@ -30,9 +31,24 @@ def zoo_plan(directory: Path, config: Mapping[str, Any], kwargs: Mapping[str, An
     if not load:
         return BuildPlan(card=card, saved_head=saved_classes, where=str(where))
     path = weights_file(directory)
+    return BuildPlan(card=card, state=saved_state(directory, config, card, path), saved_head=saved_classes,
+                     where=str(path), location=str(directory))
+
+
+def saved_state(directory: Path, config: Mapping[str, Any], card: ModelCard, path: Path) -> StateDict:
+    """The tensors of a zoo-saved folder's weights file `path`, checked against the recorded sha256, in zoo's
+    names: a file written in another library's names (``zoo.weights_key_map``) is renamed back by that reader,
+    which a registered card must name."""
     check_saved_weights(directory, config, path)
-    return BuildPlan(card=card, state=read_state_dict(path), saved_head=saved_classes, where=str(path),
-                     location=str(directory))
+    state = read_state_dict(path)
+    spec = recorded_key_map(config)
+    if spec is None:
+        return state
+    mapped = import_function(spec, f"weights reader of {directory / CONFIG_NAME}")(card, state)
+    if not isinstance(mapped, Mapping):
+        raise WeightsError(f"{spec} (weights reader of {directory / CONFIG_NAME}) returned "
+                           f"{type(mapped).__name__}, not a mapping of tensors")
+    return dict(mapped)
 
 
 def zoo_card(config: Mapping[str, Any], where: Path) -> tuple[ModelCard, int | None]:

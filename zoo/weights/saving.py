@@ -44,6 +44,15 @@ README_NAME = "README.md"
 SAVED_CONFIG = "saved_config"
 """The card ``extra`` key naming ``"module:function"`` (card, labels) -> keys another library reads, written into
 config.json beside zoo's (timm's ``architecture`` and ``pretrained_cfg``, so timm loads the folder too)."""
+SAVED_STATE = "saved_state"
+"""The card ``extra`` key naming ``"module:function"`` (card, state dict) -> the state dict in another library's
+tensor names, or a string saying why that library has no class computing what the model computes. When it
+renames, model.safetensors holds the other library's names, ``zoo.weights_key_map`` in config.json names the
+card's `SAVED_STATE_READER` that renames them back, and the `SAVED_CONFIG` keys are written; when it refuses,
+zoo's names stay, no other library's keys are written and the reason is kept as `INTERCHANGE_NOTE`."""
+SAVED_STATE_READER = "saved_state_reader"
+"""The card ``extra`` key naming ``"module:function"`` (card, state dict) -> zoo's names again."""
+INTERCHANGE_NOTE = "interchange_note"
 _OWN_FILES = (CONFIG_NAME, WEIGHTS_NAME, README_NAME)
 # Files a tokenizer or preprocessor is stored in (transformers, tokenizers, sentencepiece, zoo's speech family).
 SIDE_FILE_NAMES = frozenset({
@@ -95,7 +104,13 @@ def _lora_linear() -> type[LoRALinear] | None:
     return LoRALinear
 
 
-def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None) -> dict[str, Any]:
+def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str | None = None, *,
+                 key_map: str | None = None, note: str | None = None) -> dict[str, Any]:
+    """zoo's config.json for `card`, with another library's keys (`SAVED_CONFIG`) beside zoo's own.
+
+    `key_map` and `note` are what `foreign_state` found: the reader that renames the written tensors back to
+    zoo's names, or why they kept zoo's names (then no other library's keys are written, and `note` is).
+    """
     extra = {k: v for k, v in card.extra.items() if k != "weights_location"}
     saved = ModelCard.from_dict({**card.to_dict(), "extra": extra})
     zoo_block: dict[str, Any] = {"format": FORMAT_VERSION, "version": __version__}
@@ -108,6 +123,11 @@ def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str 
         "labels": labels,
         "task": card.task,
     }
+    if key_map is not None:
+        zoo_block["weights_key_map"] = key_map
+    if note is not None:
+        config[INTERCHANGE_NOTE] = note
+        return config
     writer = card.extra.get(SAVED_CONFIG)
     if not isinstance(writer, str):
         return config
@@ -115,6 +135,36 @@ def build_config(card: ModelCard, labels: list[str] | None, weights_sha256: str 
     if not isinstance(foreign, Mapping):
         raise WeightsError(f"{writer} (config writer of {card.name}) returned {type(foreign).__name__}, not a mapping")
     return {**foreign, **config}  # zoo's own keys win
+
+
+def foreign_state(card: ModelCard, state: dict[str, torch.Tensor],
+                  ) -> tuple[dict[str, torch.Tensor], str | None, str | None]:
+    """The tensors to write, the reader that renames them back (`build_config`'s `key_map`) and the note.
+
+    `state` renamed by the card's `SAVED_STATE` hook (with the card's `SAVED_STATE_READER`), or `state`
+    itself: with the hook's reason as the note, or with neither when the card names no hook.
+    """
+    hook = card.extra.get(SAVED_STATE)
+    if not isinstance(hook, str):
+        return state, None, None
+    result = import_function(hook, f"state writer of {card.name}")(card, state)
+    if isinstance(result, str):
+        return state, None, f"not loadable by other libraries: {result}"
+    reader = card.extra.get(SAVED_STATE_READER)
+    if not isinstance(result, Mapping) or not isinstance(reader, str):
+        raise WeightsError(f"{hook} (state writer of {card.name}) returned {type(result).__name__}, not a mapping "
+                           f"or a reason; or the card names no {SAVED_STATE_READER}")
+    return dict(result), reader, None
+
+
+def recorded_key_map(config: Mapping[str, Any]) -> str | None:
+    """The ``"module:function"`` a zoo config names to rename its weights file to zoo's names, if any."""
+    zoo_block = config.get("zoo")
+    spec = zoo_block.get("weights_key_map") if isinstance(zoo_block, Mapping) else None
+    if spec is not None and not isinstance(spec, str):
+        raise WeightsError(f"{CONFIG_NAME} has a malformed 'zoo.weights_key_map' (expected 'module:function'); "
+                           "the folder was changed after saving: save the model again")
+    return spec
 
 
 def recorded_sha256(config: Mapping[str, Any]) -> dict[str, str]:
@@ -237,9 +287,12 @@ def save_pretrained(model: nn.Module, directory: str | Path, *, labels: Sequence
     check_finite_parameters(model)
     directory.mkdir(parents=True, exist_ok=True)
     _copy_side_files(card, directory)
-    digest = write_safetensors(plain_state_dict(model), directory / WEIGHTS_NAME)
-    write_text_atomic(directory / CONFIG_NAME, json.dumps(build_config(card, names, digest), indent=2) + "\n")
-    write_text_atomic(directory / README_NAME, str(readme))
+    state, key_map, note = foreign_state(card, plain_state_dict(model))
+    digest = write_safetensors(state, directory / WEIGHTS_NAME)
+    config = build_config(card, names, digest, key_map=key_map, note=note)
+    write_text_atomic(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    write_text_atomic(directory / README_NAME, str(readme) + (f"\n## Other libraries\n\nThis model is {note}. "
+                                                               "It loads with zoo.\n" if note else ""))
     license_id = license_of(card)
     if is_non_commercial(license_id):
         warnings.warn(non_commercial_warning(str(license_id)), UserWarning, stacklevel=2)
