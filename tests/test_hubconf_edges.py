@@ -22,7 +22,7 @@ def test_hub_with_autoload_off_names_the_switch_and_loads_what_it_allows(monkeyp
     with pytest.raises(zoo.UnknownModelError) as info:
         torch.hub.load(str(REPO), "create", "resnet18", source="local")
     assert "ZOO_PLUGINS_AUTOLOAD=0" in str(info.value)
-    assert "load them with ZOO_PLUGINS_ALLOW=speech,text,vision" in str(info.value)
+    assert "load them with ZOO_PLUGINS_ALLOW=speech,text,timm,transformers,vision" in str(info.value)
 
     monkeypatch.setenv("ZOO_PLUGINS_ALLOW", "vision")
     monkeypatch.delitem(sys.modules, "hubconf", raising=False)
@@ -58,7 +58,8 @@ def test_hub_from_a_checkout_with_an_egg_info_when_zoo_is_not_installed(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     shape, plugins = result.stdout.strip().splitlines()
     assert shape == "(1, 3)"
-    assert plugins == "True [('speech', 'loaded'), ('text', 'loaded'), ('vision', 'loaded')]"
+    assert plugins == ("True [('speech', 'loaded'), ('text', 'loaded'), ('timm', 'loaded'), ('transformers', 'loaded'), "
+                       "('vision', 'loaded')]")
 
 
 def test_hub_speech_model_without_torchaudio_says_what_to_install():
