@@ -285,7 +285,7 @@ def registry_plan(resolved: Resolved, options: dict[str, Any], *, pretrained: bo
     check_kwargs(card, builder, builder_kwargs)  # before any download
     takes_classes = accepts(builder, "num_classes")
     if checkpoint is not None:
-        from .weights.pretrained import checkpoint_plan  # reads weights with torch
+        from .weights.checkpoint_file import checkpoint_plan  # reads weights with torch
 
         return checkpoint_plan(card, checkpoint, builder_kwargs, takes_classes=takes_classes,
                                num_classes=num_classes)
