@@ -20,6 +20,7 @@ A sentence-transformers repo (``modules.json``) is built with its own pooling an
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ SENTENCE_POOLINGS = "sentence_poolings"
 (keywords ``pooling`` and ``normalize``)."""
 HF_CARD = "hf_card"
 HF_KEY_MAP_ARGS = "hf_key_map_args"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+# Model types that number positions from ``pad_token_id + 1`` (RoBERTa's scheme), so ``pad_token_id + 1`` rows of
+# the position table are never used by a token.
+PADDING_OFFSET_MODEL_TYPES = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                              "data2vec-text", "longformer", "mpnet")
+_UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
+_TOKENIZER_CONFIG_LIMIT = 4 * 1024 * 1024
 
 # The tasks a transformers class's suffix says its trained head does, as the Hub names them; the
 # first one a registered card of the model type does wins (sequence classification of text or audio).
@@ -163,7 +171,47 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
     extra = {**card.extra, "hf_model_type": model_type,
              **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
-                               extra=extra, layer_groups=_layer_groups(card, builder_kwargs))
+                               extra=extra, layer_groups=_layer_groups(card, builder_kwargs),
+                               input=_text_input_within(card.input, config, where.parent))
+
+
+def _text_input_within(spec: Any, config: Mapping[str, Any], directory: Path) -> Any:
+    """A text card's input spec cut to the checkpoint's own length: the shortest of the card's ``max_length``,
+    the position table's usable rows (``max_position_embeddings``, less RoBERTa's padding offset) and
+    ``tokenizer_config.json``'s ``model_max_length``, each where the checkpoint gives a sane one. A longer
+    sequence would index past the position table; other specs are returned as they are."""
+    if not isinstance(spec, TextInput):
+        return spec
+    limits = [spec.max_length]
+    positions = config.get("max_position_embeddings")
+    if _sane_length(positions):
+        pad = config.get("pad_token_id")
+        pad = pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1
+        offset = pad + 1 if config.get("model_type") in PADDING_OFFSET_MODEL_TYPES else 0
+        if positions > offset:
+            limits.append(positions - offset)
+    tokenizer_limit = _tokenizer_config(directory).get("model_max_length")
+    if _sane_length(tokenizer_limit):
+        limits.append(tokenizer_limit)
+    shortest = min(limits)
+    return spec if shortest == spec.max_length else dataclasses.replace(spec, max_length=shortest)
+
+
+def _sane_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED
+
+
+def _tokenizer_config(directory: Path) -> dict[str, Any]:
+    """The folder's ``tokenizer_config.json`` as a JSON object; {} when there is none or it is unreadable (it only
+    ever lowers the length limit, so a broken one is ignored rather than refused)."""
+    path = directory / TOKENIZER_CONFIG_NAME
+    try:
+        if not path.is_file() or path.stat().st_size > _TOKENIZER_CONFIG_LIMIT:
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _with_sentence_pooling(card: ModelCard, builder_kwargs: dict[str, Any],
