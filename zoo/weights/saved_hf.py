@@ -183,22 +183,23 @@ def _text_input_within(spec: Any, config: Mapping[str, Any], directory: Path) ->
     if not isinstance(spec, TextInput):
         return spec
     limits = [spec.max_length]
-    positions = config.get("max_position_embeddings")
-    if _sane_length(positions):
+    positions = _length(config.get("max_position_embeddings"))
+    if positions is not None:
         pad = config.get("pad_token_id")
         pad = pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1
         offset = pad + 1 if config.get("model_type") in PADDING_OFFSET_MODEL_TYPES else 0
         if positions > offset:
             limits.append(positions - offset)
-    tokenizer_limit = _tokenizer_config(directory).get("model_max_length")
-    if _sane_length(tokenizer_limit):
+    tokenizer_limit = _length(_tokenizer_config(directory).get("model_max_length"))
+    if tokenizer_limit is not None:
         limits.append(tokenizer_limit)
     shortest = min(limits)
     return spec if shortest == spec.max_length else dataclasses.replace(spec, max_length=shortest)
 
 
-def _sane_length(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED
+def _length(value: Any) -> int | None:
+    """`value` when it is a usable sequence length (a positive int below tokenizers' "no limit"), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED else None
 
 
 def _tokenizer_config(directory: Path) -> dict[str, Any]:
