@@ -14,7 +14,8 @@ from .errors import ZooError
 # Modules of zoo.commands, in the order `zoo --help` lists their commands; each has
 # `add_commands(subparsers)` and sets `func` on the parsers it adds. They import torch only
 # when a command runs, so `zoo --help` and `zoo list` stay fast.
-COMMAND_MODULES = ("catalog", "create", "download", "finetune", "evaluate", "report", "predict", "demo")
+COMMAND_MODULES = ("catalog", "create", "download", "finetune", "evaluate", "report", "predict", "demo", "export",
+                   "benchmark")
 
 
 class _Parser(argparse.ArgumentParser):

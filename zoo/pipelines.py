@@ -56,17 +56,29 @@ def load_model(name: str) -> nn.Module:
 
 def pipeline(model: str | nn.Module, *, batch_size: int = 32, top_k: int = DEFAULT_TOP_K,
              device: str | torch.device | None = None) -> Pipeline:
-    """A callable that runs `model` (a name, a saved model's folder, or a module `zoo.create` made) on raw inputs.
+    """A callable that runs `model` (a name, a saved model's folder, a folder `zoo.export` wrote as ONNX, run
+    through onnxruntime, or a module `zoo.create` made) on raw inputs.
 
     Images: file paths, folders (their image files at any depth, sorted), PIL images, ``[C, H, W]``
     tensors or ``[H, W, C]`` arrays. Texts: strings. Audio: file paths, folders, waveforms (arrays or
     tensors, ``[samples]`` or ``[channels, samples]``) at `sampling_rate` (a call option; the card's rate
     when not given), or ``{"raw" or "array": waveform, "sampling_rate": rate}`` as in Hugging Face.
     """
-    module = load_model(model) if isinstance(model, str) else model
+    module = _exported_or_loaded(model) if isinstance(model, str) else model
     if not isinstance(module, nn.Module):
         raise InvalidArgumentError(f"zoo.pipeline takes a model name, a folder or a model, got {model!r}")
     return Pipeline(module, batch_size=batch_size, top_k=top_k, device=device)
+
+
+def _exported_or_loaded(name: str) -> nn.Module:
+    """A folder `zoo.export` wrote as ONNX runs through onnxruntime; anything else loads as `load_model` does."""
+    from .exports.serving import is_export_folder  # reason: zoo.exports imports the exporters only when used
+
+    if is_export_folder(name):
+        from .exports.runtime import load_onnx_model  # reason: onnxruntime is optional, needed for exports only
+
+        return load_onnx_model(name)
+    return load_model(name)
 
 
 class Pipeline:
