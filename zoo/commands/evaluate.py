@@ -34,7 +34,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     classes = _classes(args, model_labels(model))
     dataset = zdata.dataset_for(model, args.data, classes=classes, skip_bad=args.skip_bad, **table_columns(args))
     metrics = evaluate(model, dataset, batch_size=args.batch_size, progress=False, verbose=False, labels=classes,
-                       metrics=args.metrics)
+                       metrics=args.metrics, num_workers=_workers(model, dataset))
     if args.json:
         print_json({"accuracy": metrics.get("accuracy"), "loss": metrics["loss"], "samples": metrics["samples"],
                     "classes": classes, "confusion": metrics.get("confusion"),
@@ -53,6 +53,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print("confusion matrix (rows: true class):")
         print(format_confusion(metrics["confusion"], classes))
     return 0
+
+
+def _workers(model: object, dataset: object) -> int:
+    """Worker processes reading the files: `zoo.data.fast_images.loader_workers` for image folders, else none."""
+    if zdata.modality_of(model) != "image":
+        return 0
+    from ..data.fast_images import loader_workers  # reason: imports torch, only once the command runs
+
+    return loader_workers(len(dataset))  # type: ignore[arg-type]  # the image reader has a length
 
 
 def _names(text: str) -> list[str]:

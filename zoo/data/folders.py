@@ -189,13 +189,16 @@ def image_folder(root: str | os.PathLike[str], spec: Any, *, train: bool = False
     """Images in class sub-folders, prepared as the card's `spec` (a `zoo.ImageInput`) says.
 
     `train` with `augment` uses the random training transform; otherwise the evaluation one.
+    Evaluation-transform files are read by `zoo.data.fast_images` (JPEGs decoded at reduced size).
     """
-    from .images import image_transform
+    from .fast_images import FastImageFile
+    from .images import image_input, image_transform
 
     random = train and augment
+    transform: Callable[[Path], Any] = (ImageFileTransform(image_transform(spec, train=True)) if random
+                                        else FastImageFile(image_input(spec)))
     return FolderDataset(root, extensions=IMAGE_EXTENSIONS, kind="images", classes=classes, check=check_image,
-                         skip_bad=skip_bad, train=train, augments=random,
-                         transform=ImageFileTransform(image_transform(spec, train=random)))
+                         skip_bad=skip_bad, train=train, augments=random, transform=transform)
 
 
 # ---------------------------------------------------------------------------- audio

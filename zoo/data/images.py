@@ -103,7 +103,7 @@ def image_transform(spec: ImageInput | ModelCard | Any, *, train: bool = False) 
         train: random resized crop and horizontal flip (augmentation for training)
             instead of the deterministic resize and center crop.
     """
-    spec = _image_input(spec)
+    spec = image_input(spec)
     import torch
     from torchvision.transforms import InterpolationMode, v2
 
@@ -139,7 +139,8 @@ def _to_image(image: Any) -> Any:
     return image
 
 
-def _image_input(spec: Any) -> ImageInput:
+def image_input(spec: Any) -> ImageInput:
+    """The `ImageInput` that `spec` (an input spec, a card, or a zoo-created model) stands for."""
     card = getattr(spec, "zoo_card", None)
     if card is not None:
         spec = card
