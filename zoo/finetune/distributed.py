@@ -3,16 +3,27 @@
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
 `setup` reads them and joins the process group (gloo on CPU, nccl on GPU). A single process
 needs none of this and gets a `Context` with ``world_size == 1``.
+
+On several machines the global rank (``RANK``) says who writes the run's files (rank 0 only)
+and the local rank (``LOCAL_RANK``, the process's place on its own machine) says which GPU a
+process takes and who fills a machine's own caches. Nothing assumes the machines share a disk:
+what every process must read from the run folder (a checkpoint to resume from) is read by rank 0
+and sent to the others (`from_main`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import pickle
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,13 @@ class Context:
 
     @property
     def is_main(self) -> bool:
+        """The first process of the whole run: the one that writes the run's files."""
         return self.rank == 0
+
+    @property
+    def is_local_main(self) -> bool:
+        """The first process on this machine: the one that fills the machine's own caches."""
+        return self.local_rank == 0
 
     @property
     def is_distributed(self) -> bool:
@@ -43,13 +60,13 @@ def setup(device: str | torch.device | None = None) -> Context:
     """Join the process group when started under ``torchrun``; choose this process's device."""
     if dist.is_available() and dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
-        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        local_rank = local_rank_of(rank)
         return Context(rank, world, local_rank, _device(device, local_rank, world), owns_group=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context(device=_device(device, 0, 1))
     rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    local_rank = local_rank_of(rank)
     chosen = _device(device, local_rank, world)
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
@@ -62,9 +79,20 @@ def teardown(context: Context) -> None:
         dist.destroy_process_group()
 
 
+def local_rank_of(rank: int) -> int:
+    """This process's place on its machine: ``LOCAL_RANK`` (torchrun), else ``SLURM_LOCALID`` (srun), else `rank`."""
+    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name])
+    return rank
+
+
 def _device(device: str | torch.device | None, local_rank: int, world: int) -> torch.device:
     if device is not None:
-        return torch.device(device)
+        chosen = torch.device(device)
+        if chosen.type == "cuda" and chosen.index is None and world > 1:
+            return torch.device("cuda", local_rank)  # "cuda" under torchrun: this process's own GPU on its machine
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count()) if world > 1 else torch.device("cuda")
     return torch.device("cpu")
@@ -86,6 +114,58 @@ def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
 def barrier(context: Context) -> None:
     if context.is_distributed:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def local_main_first(context: Context) -> Iterator[None]:
+    """Run the block on this machine's first process, then on the others (a per-machine cache is filled once).
+
+    Every process takes part in the same one barrier, so the processes of all machines stay in step.
+    """
+    if not context.is_local_main:
+        barrier(context)
+    yield
+    if context.is_local_main:
+        barrier(context)
+
+
+def from_main(read: Callable[[], T], context: Context) -> T:
+    """`read()` run on the first process and its result (or its error) handed to every process.
+
+    The run folder need not be on a disk every machine sees: only rank 0 reads it. An error
+    raised there is raised on every process, so none waits for the others forever.
+    """
+    if not context.is_distributed:
+        return read()
+    box: list[Any] = [None]
+    failure: Exception | None = None
+    if context.is_main:
+        try:
+            box[0] = ("value", read())
+        except Exception as exc:  # noqa: BLE001  # raised again below, on every process
+            failure = exc
+            box[0] = ("error", _sendable(exc))
+    dist.broadcast_object_list(box, src=0, device=_object_device(context))
+    if failure is not None:
+        raise failure
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def _sendable(exc: Exception) -> Exception:
+    """`exc`, or a RuntimeError with its message when it cannot be pickled to the other processes."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001  # any pickling failure
+        return RuntimeError(f"{type(exc).__name__} on the first process: {exc}")
+    return exc
+
+
+def _object_device(context: Context) -> torch.device | None:
+    """Where `broadcast_object_list` stages its bytes: the GPU under nccl, the CPU under gloo."""
+    return context.device if context.device.type == "cuda" else None
 
 
 def broadcast_flag(flag: bool, context: Context) -> bool:
