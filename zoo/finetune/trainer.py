@@ -496,9 +496,10 @@ class Trainer:
         loader = DataLoader(dataset, batch_size=max(self.config.batch_size, 64), shuffle=False,
                             collate_fn=collate or default_collate, num_workers=self.config.num_workers)
         pairs = (batches.split_batch(batch) for batch in loader)  # only iterated when the cache misses
-        cached = cached_features(model, pairs, data=batches.data_fingerprint(data),
-                                 preprocessing=(getattr(dataset, "transform", None), repr(collate)),
-                                 cache_dir=self.config.feature_cache_dir, device=self.context.device)
+        with distributed.local_main_first(self.context):  # one process per machine computes, the others read
+            cached = cached_features(model, pairs, data=batches.data_fingerprint(data),
+                                     preprocessing=(getattr(dataset, "transform", None), repr(collate)),
+                                     cache_dir=self.config.feature_cache_dir, device=self.context.device)
         self._say(f"features {'read from' if cached.hit else 'computed and stored in'} {cached.path}")
         assert cached.labels is not None  # extracted with labels
         return TensorDataset(cached.features, cached.labels)
@@ -528,10 +529,12 @@ class Trainer:
         path = resume_path(self.config)
         if path is None:
             return None
-        if not path.exists() and self.config.resume is True:
+        # rank 0 reads the checkpoint for every process: the run folder may be on its machine's disk alone
+        state = distributed.from_main(lambda: ckpt.load(path) if path.exists() or self.config.resume is not True
+                                      else None, self.context)
+        if state is None:
             self._say(f"no checkpoint at {path} yet; starting from the beginning")
             return None
-        state = ckpt.load(path)
         check_resumable(state, path, self._run_config(model), model.state_dict())
         epochs = state.get("config", {}).get("epochs")
         if epochs not in (None, self.config.epochs):
