@@ -41,9 +41,10 @@ def _fail(owner: str, field_name: str, problem: str) -> CardError:
 def _check_type(owner: str, name: str, value: Any, types: type | tuple[type, ...], *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise _fail(owner, name, f"must be {_type_names(types)}, got {value!r}")
-    if not isinstance(value, types):
+    if type(value) is bool:  # bool cannot be subclassed: the same as isinstance(value, bool), for less
+        if bool not in (types if isinstance(types, tuple) else (types,)):
+            raise _fail(owner, name, f"must be {_type_names(types)}, got {value!r}")
+    elif not isinstance(value, types):
         raise _fail(owner, name, f"must be {_type_names(types)}, got {type(value).__name__} {value!r}")
 
 
@@ -82,8 +83,28 @@ class FrozenList(list[Any]):
         return (FrozenList, (list(self),))
 
 
+# Values that are immutable themselves: `_freeze` returns them, and a container holding only these is copied
+# in one step. Exact types (a subclass of str could be anything), compared with `type(value)`.
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
 def _freeze(value: Any) -> Any:
-    """A read-only deep copy: mappings become `FrozenDict`, lists `FrozenList`, tuples stay tuples."""
+    """A read-only deep copy: mappings become `FrozenDict`, lists `FrozenList`, tuples stay tuples.
+
+    Cards of a generated catalogue hold thousands of small mappings and lists of plain values (metrics,
+    builder defaults, label lists): those are recognised by their items' exact types and copied whole.
+    """
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict or kind is FrozenDict:
+        if _ATOMS.issuperset(map(type, value.values())):
+            return FrozenDict(value)
+        return FrozenDict({key: _freeze(item) for key, item in value.items()})
+    if kind is list or kind is FrozenList or kind is tuple:
+        if _ATOMS.issuperset(map(type, value)):
+            return value if kind is tuple else FrozenList(value)
+        return tuple(map(_freeze, value)) if kind is tuple else FrozenList(map(_freeze, value))
     if isinstance(value, Mapping):
         return FrozenDict({key: _freeze(item) for key, item in value.items()})
     if isinstance(value, list):
@@ -93,7 +114,15 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _all_strings(values: Sequence[Any]) -> bool:
+    """Whether every item is a str: by exact type in one C-level pass (label lists have thousands of names),
+    item by item only when some item is not exactly a str (a str subclass still passes)."""
+    return {str}.issuperset(map(type, values)) or all(isinstance(v, str) for v in values)
+
+
 def _number_triple(owner: str, name: str, value: Any) -> tuple[float, ...]:
+    if type(value) in (list, tuple) and len(value) == 3 and {float, int}.issuperset(map(type, value)):
+        return tuple(map(float, value))  # the usual three plain numbers, checked by exact type in one pass
     if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
     ):
@@ -262,7 +291,7 @@ class WeightsCard(_PlainData):
                 raise _fail(owner, "sha256", f"must be 6 to 64 lowercase hex digits, got {self.sha256!r}")
         _check_type(owner, "num_classes", self.num_classes, int, optional=True)
         if self.labels is not None:
-            if not isinstance(self.labels, (list, tuple)) or not all(isinstance(x, str) for x in self.labels):
+            if not isinstance(self.labels, (list, tuple)) or not _all_strings(self.labels):
                 raise _fail(owner, "labels", "must be a list of strings")
             object.__setattr__(self, "labels", tuple(self.labels))
             if self.num_classes is not None and len(self.labels) != self.num_classes:
@@ -314,6 +343,10 @@ class FeatureStage(_PlainData):
     laid out on the patch grid."""
 
     def __post_init__(self) -> None:
+        if (type(self.module) is str and self.module and type(self.channels) is int and self.channels > 0
+                and type(self.reduction) is int and self.reduction > 0 and type(self.layout) is str
+                and self.layout in FEATURE_LAYOUTS and type(self.prefix_tokens) is int and self.prefix_tokens >= 0):
+            return  # a well-formed stage, checked in one go (catalogues hold thousands); else say what is wrong
         _check_type("FeatureStage", "module", self.module, str)
         if not self.module:
             raise _fail("FeatureStage", "module", "must not be empty")
@@ -443,7 +476,7 @@ class ModelCard(_PlainData):
         _check_type(owner, "defaults", self.defaults, Mapping)
         object.__setattr__(self, "defaults", _freeze(self.defaults))
         _check_type(owner, "head", self.head, str, optional=True)
-        if not isinstance(self.layer_groups, (list, tuple)) or not all(isinstance(g, str) for g in self.layer_groups):
+        if not isinstance(self.layer_groups, (list, tuple)) or not _all_strings(self.layer_groups):
             raise _fail(owner, "layer_groups", f"must be a list of module prefixes, got {self.layer_groups!r}")
         object.__setattr__(self, "layer_groups", tuple(self.layer_groups))
         spec = _wrap(owner, "input", lambda: input_from_dict(self.input, modality=self.modality))
@@ -623,13 +656,16 @@ def _feature_stages(owner: str, stages: Any) -> tuple[FeatureStage, ...]:
     if not isinstance(stages, (list, tuple)):
         raise _fail(owner, "feature_stages", f"must be a list of feature stages, got {stages!r}")
     checked: list[FeatureStage] = []
-    for i, stage in enumerate(stages):  # no _wrap per stage: a catalogue has thousands of them
-        if not isinstance(stage, FeatureStage):
-            try:
-                stage = FeatureStage.from_dict(stage)
-            except CardError as exc:
-                raise CardError(f"{owner}: {exc}", field=f"feature_stages[{i}]") from None
-        checked.append(stage)
+    if {FeatureStage}.issuperset(map(type, stages)):  # a card's own stages, handed on by dataclasses.replace
+        checked = list(stages)
+    else:
+        for i, stage in enumerate(stages):  # no _wrap per stage: a catalogue has thousands of them
+            if not isinstance(stage, FeatureStage):
+                try:
+                    stage = FeatureStage.from_dict(stage)
+                except CardError as exc:
+                    raise CardError(f"{owner}: {exc}", field=f"feature_stages[{i}]") from None
+            checked.append(stage)
     modules = [stage.module for stage in checked]
     if len(set(modules)) != len(modules):
         repeated = sorted({m for m in modules if modules.count(m) > 1})
@@ -645,23 +681,23 @@ def _wrap(owner: str, field_name: str, make: Callable[[], _T]) -> _T:
 
 
 @functools.cache
-def _init_fields(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
+def _init_fields(cls: type) -> tuple[frozenset[str], frozenset[str]]:
     """The names a card class's constructor takes, and those without a default (read once per class)."""
     fields = [f for f in dataclasses.fields(cls) if f.init]
-    required = tuple(f.name for f in fields
-                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+    required = frozenset(f.name for f in fields
+                         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
     return frozenset(f.name for f in fields), required
 
 
 def _from_dict(cls: type[_T], data: Mapping[str, Any], owner: str) -> _T:
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise CardError(f"{owner} must be given as a mapping, got {type(data).__name__}")
     names, required = _init_fields(cls)  # type: ignore[arg-type]
     if not names.issuperset(data):
         unknown = sorted(set(data) - names)
         raise CardError(f"{owner}: unknown field(s) {unknown}; known fields are {sorted(names)}", field=unknown[0])
-    missing = sorted(name for name in required if name not in data)
-    if missing:
+    if not required.issubset(data):
+        missing = sorted(required.difference(data))
         raise CardError(f"{owner}: missing required field(s) {missing}", field=missing[0])
     return cls(**data)
 
