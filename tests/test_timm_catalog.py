@@ -5,12 +5,13 @@ import pytest
 from conftest import run_python
 
 import zoo
+from zoo.cards import CardSummary
 
 timm = pytest.importorskip("timm")
 from timm.models import get_pretrained_cfg  # noqa: E402
 
 from zoo_timm import generate  # noqa: E402
-from zoo_timm.catalog import CATALOG, load_catalog, model_cards  # noqa: E402
+from zoo_timm.catalog import CATALOG, INDEX_NAME, index, load_catalog, model_cards  # noqa: E402
 
 SPDX = {"apache-2.0": "Apache-2.0", "mit": "MIT", "bsd-3-clause": "BSD-3-Clause", "cc-by-nc-4.0": "CC-BY-NC-4.0"}
 
@@ -109,3 +110,43 @@ def test_every_card_matches_timm_and_builds_as_its_card_says():
         assert all(group in modules for group in card.layer_groups), card.name
         assert all(stage.module in modules for stage in card.feature_stages), card.name
         assert card.head is None or card.head in modules, card.name
+
+
+def test_the_listing_index_is_current_with_the_catalogue():
+    """index.json is what `python -m zoo_timm.generate --index-only` writes from catalog.json as it is."""
+    index_path = CATALOG.with_name(INDEX_NAME)
+    assert index_path.read_text(encoding="utf-8") == generate.render_index(CATALOG.read_text(encoding="utf-8")), \
+        "index.json is stale; run: python -m zoo_timm.generate --index-only"
+
+
+def test_the_index_lists_what_the_cards_say():
+    listed = {entry["name"]: CardSummary.from_dict(entry) for entry in index()}
+    cards = model_cards()
+    assert set(listed) == {card.name for card in cards}
+    for card in cards[::50]:
+        assert listed[card.name] == CardSummary.of(card)
+
+
+def test_an_index_written_for_another_catalogue_is_not_used(tmp_path):
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(CATALOG.read_text(encoding="utf-8"), encoding="utf-8")
+    generate.write_index(catalog)
+    entries = index(catalog)
+    data = json.loads(catalog.read_text())
+    catalog.write_text(json.dumps({**data, "cards": data["cards"][:3]}))  # rewritten, its index not
+    assert len(index(catalog)) == 3 and len(entries) == len(data["cards"])
+    (tmp_path / INDEX_NAME).unlink()
+    assert index(catalog) == entries[:3]
+
+
+def test_listing_the_family_reads_the_index_not_the_catalogue():
+    result = run_python("""
+        import zoo
+        from zoo_timm import catalog
+        zoo.list_models("timm/*")
+        print(catalog._read.cache_info().currsize)
+        zoo.get_card("timm/test_vit")
+        print(catalog._read.cache_info().currsize)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1"]

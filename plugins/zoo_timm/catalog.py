@@ -1,4 +1,9 @@
-"""Read ``catalog.json`` into model cards (no torch, no timm: the file is plain data)."""
+"""Read ``catalog.json`` into model cards (no torch, no timm: the file is plain data).
+
+Listing reads only ``index.json`` beside it: per card its architecture, default weights and each weights'
+listed figures (`zoo.CardSummary`), a small fraction of the catalogue. Both are written by
+``python -m zoo_timm.generate``; the full catalogue is read when the first card is built.
+"""
 from __future__ import annotations
 
 import json
@@ -9,6 +14,7 @@ from typing import Any
 import zoo
 
 CATALOG = Path(__file__).with_name("catalog.json")
+INDEX_NAME = "index.json"  # beside the catalogue it summarises
 FORMAT_VERSION = 1
 NAMESPACE = "timm/"
 BUILDER = "zoo_timm.build:create_model"
@@ -70,12 +76,36 @@ def _entries(path: Path = CATALOG) -> dict[str, dict[str, Any]]:
 
 
 def index(path: Path = CATALOG) -> list[dict[str, Any]]:
-    """What listing the family reads, one summary per card, straight from the file (no card is built)."""
+    """What listing the family reads, one summary per card (no card is built).
+
+    Read from the index beside the catalogue; derived from the catalogue itself when the index is missing or
+    was written for another catalogue file (it records the catalogue's size, a check that costs one stat).
+    """
     return [{"name": NAMESPACE + entry["arch"], "task": TASK, "modality": MODALITY, "family": FAMILY,
-             "default_weights": entry.get("default_weights"),
-             "weights": {tag: {key: w[key] for key in _SUMMARY_KEYS if key in w}
-                         for tag, w in entry.get("weights", {}).items()}}
-            for entry in load_catalog(path)["cards"]]
+             "default_weights": entry.get("default_weights"), "weights": entry.get("weights", {})}
+            for entry in _index_entries(path)]
+
+
+def summaries(catalog: dict[str, Any]) -> list[dict[str, Any]]:
+    """The index entries of a catalogue: each card's architecture, default weights and weights' listed figures."""
+    entries = []
+    for entry in catalog["cards"]:
+        weights = {tag: {key: w[key] for key in _SUMMARY_KEYS if key in w}
+                   for tag, w in entry.get("weights", {}).items()}
+        default = {"default_weights": entry["default_weights"]} if entry.get("default_weights") is not None else {}
+        entries.append({"arch": entry["arch"], **default, **({"weights": weights} if weights else {})})
+    return entries
+
+
+def _index_entries(path: Path) -> list[dict[str, Any]]:
+    listing = path.with_name(INDEX_NAME)
+    try:
+        data = json.loads(listing.read_bytes())
+        if data.get("format") == FORMAT_VERSION and data.get("catalog_bytes") == path.stat().st_size:
+            return list(data["cards"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pass  # no usable index: the catalogue says the same, only slower to read
+    return summaries(load_catalog(path))
 
 
 def make_card(name: str, path: Path = CATALOG) -> zoo.ModelCard:

@@ -1,7 +1,8 @@
 """Write ``catalog.json``: a card for every timm architecture and its pretrained weights, from timm itself.
 
-    python -m zoo_timm.generate            # rewrite catalog.json from the installed timm
-    python -m zoo_timm.generate --check    # exit 1 when catalog.json is out of date
+    python -m zoo_timm.generate              # rewrite catalog.json (and index.json) from the installed timm
+    python -m zoo_timm.generate --check      # exit 1 when catalog.json is out of date
+    python -m zoo_timm.generate --index-only # rewrite index.json from the catalog.json there is (seconds)
 
 Everything a card says comes from the installed timm: its model registry (``timm.list_models()``,
 ``timm.list_pretrained()``), each weights tag's pretrained config (input size, interpolation, crop
@@ -11,11 +12,15 @@ for weights): the head's width, the layer groups from the model's own ``group_ma
 stages from its ``feature_info`` (their layout measured with one forward pass on meta), the parameter
 count, the Linear layers LoRA adapts, and the create-time options its constructor takes. Architectures
 are inspected in worker processes; those that cannot be built on meta are left out and counted.
+
+``index.json`` beside the catalogue holds what listing reads of it (`zoo_timm.catalog.summaries`), so
+`zoo list` parses a small file instead of the whole catalogue; it is derived from ``catalog.json`` alone.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import inspect
 import json
 import math
@@ -28,7 +33,7 @@ from typing import Any
 
 from zoo.files import write_text_atomic
 
-from .catalog import CATALOG, FORMAT_VERSION
+from .catalog import CATALOG, FORMAT_VERSION, INDEX_NAME, summaries
 
 # The Hub's licence names for timm weights as SPDX identifiers, where SPDX has one; others keep the Hub's name.
 SPDX = {"apache-2.0": "Apache-2.0", "mit": "MIT", "bsd-3-clause": "BSD-3-Clause", "cc-by-nc-4.0": "CC-BY-NC-4.0",
@@ -421,6 +426,23 @@ def render(catalog: dict[str, Any]) -> str:
     return text[:-1] + ',"cards":[\n' + body + "\n]}\n"
 
 
+def render_index(catalog_text: str) -> str:
+    """``index.json`` for the catalogue whose file holds `catalog_text`: its summaries, one line per card, with
+    the catalogue's size (checked when the index is read) and sha256 (checked by the tests)."""
+    data = catalog_text.encode("utf-8")
+    head = {"format": FORMAT_VERSION, "catalog_bytes": len(data), "catalog_sha256": hashlib.sha256(data).hexdigest()}
+    body = ",\n".join(json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+                      for entry in summaries(json.loads(catalog_text)))
+    return json.dumps(head, separators=(",", ":"))[:-1] + ',"cards":[\n' + body + "\n]}\n"
+
+
+def write_index(catalog_path: Path) -> Path:
+    """Write the index beside the catalogue at `catalog_path`, from that file as it is."""
+    path = catalog_path.with_name(INDEX_NAME)
+    write_text_atomic(path, render_index(catalog_path.read_bytes().decode("utf-8")))
+    return path
+
+
 def summary(catalog: dict[str, Any]) -> str:
     cards = catalog["cards"]
     weights = sum(len(c.get("weights", {})) for c in cards)
@@ -475,14 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the catalogue is out of date")
     parser.add_argument("--output", type=Path, default=CATALOG)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--index-only", action="store_true",
+                        help=f"only rewrite {INDEX_NAME} from the existing catalogue (no timm needed)")
     args = parser.parse_args(argv)
     if args.check:
         reason = stale_reason(args.output)
         print(reason or f"{args.output} is up to date")
         return 1 if reason else 0
-    catalog = build_catalog(workers=args.workers, progress=True)
-    write_text_atomic(args.output, render(catalog))
-    print(f"wrote {args.output}: {summary(catalog)}")
+    if not args.index_only:
+        catalog = build_catalog(workers=args.workers, progress=True)
+        write_text_atomic(args.output, render(catalog))
+        print(f"wrote {args.output}: {summary(catalog)}")
+    print(f"wrote {write_index(args.output)}")
     return 0
 
 
