@@ -47,8 +47,8 @@ __all__ = [
     "PLUGIN_API_VERSION", "AudioInput", "CardError", "DuplicateModelError", "ImageInput", "InvalidArgumentError",
     "ModelCard", "PluginError", "PluginInfo", "Recipe", "Registrar", "Registry", "TextInput", "UnknownModelError",
     "UnknownWeightsError", "WeightsCard", "WeightsError", "ZooError", "card_of", "create", "default_registry",
-    "__version__", "finetune", "get_card", "list_models", "list_plugins", "pipeline", "push_to_hub", "save_pretrained",
-    "testing",
+    "__version__", "export", "features", "finetune", "get_card", "list_models", "list_plugins", "pipeline",
+    "push_to_hub", "save_pretrained", "testing",
 ]
 
 
@@ -101,4 +101,6 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f".{name}", __name__)
     if name == "pipeline":  # zoo.pipelines imports torch, so only on first use
         return importlib.import_module(".pipelines", __name__).pipeline
+    if name == "export":  # zoo.exports imports torch, so only on first use
+        return importlib.import_module(".exports", __name__).export
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
