@@ -50,50 +50,54 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, width:
     With `width`, a table wider than that loses the columns named in `droppable`, in that order,
     and then the cells of the columns in `shortenable` are cut (ending in "..."), in that order,
     until its lines fit; the other columns are never cut.
+
+    Each column's width is measured once and the table is written in one piece, so listing a few thousand
+    models costs a few milliseconds.
     """
     names = [str(h) for h in headers]
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    columns = [["" if v is None else str(v) for v in column] for column in zip(*rows)] or [[] for _ in names]
+    widths = [max(len(name), max(map(len, column), default=0)) for name, column in zip(names, columns)]
     if width is not None:
-        names, cells = _fitted(names, cells, width, droppable, shortenable)
-    table = [[name.upper() for name in names], *cells]
-    widths = _widths(table)
-    flush = [name in right for name in names]
-    for row in table:
-        print("  ".join(v.rjust(w) if r else v.ljust(w) for v, w, r in zip(row, widths, flush)).rstrip())
+        keep = _kept_columns(names, widths, width, droppable)
+        names, columns, widths = [names[i] for i in keep], [columns[i] for i in keep], [widths[i] for i in keep]
+        _shorten(names, columns, widths, width, shortenable)
+    line = "  ".join(f"{{:{'>' if name in right else '<'}{w}}}" for name, w in zip(names, widths)).format
+    table = [[name.upper() for name in names], *zip(*columns)]
+    print("\n".join([line(*row).rstrip() for row in table]))
 
 
 _SHORTEST = 10  # a cut column keeps at least this many characters (or its header's)
 
 
-def _fitted(names: list[str], cells: list[list[str]], width: int, droppable: Sequence[str],
-            shortenable: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """The columns and cells of a table cut down to `width` (see `print_table`)."""
+def _kept_columns(names: list[str], widths: list[int], width: int, droppable: Sequence[str]) -> list[int]:
+    """The columns left once those named in `droppable` are dropped, in order, until the table fits `width`."""
     keep = list(range(len(names)))
     for name in droppable:
-        if _line_width(names, cells, keep) <= width:
+        if _line_width([widths[i] for i in keep]) <= width:
             break
-        keep.remove(names.index(name))
-    names, cells = [names[i] for i in keep], [[row[i] for i in keep] for row in cells]
-    limits = _widths([names, *cells])
-    excess = sum(limits) + 2 * (len(limits) - 1) - width
+        if name in names and names.index(name) in keep:
+            keep.remove(names.index(name))
+    return keep
+
+
+def _shorten(names: list[str], columns: list[list[str]], widths: list[int], width: int,
+             shortenable: Sequence[str]) -> None:
+    """Cut the cells of the columns named in `shortenable`, in order, until the table fits `width` (in place)."""
+    excess = _line_width(widths) - width
     for name in shortenable:
         if excess <= 0:
             break
         if name in names:
             i = names.index(name)
-            cut = min(excess, max(limits[i] - max(_SHORTEST, len(name)), 0))
-            limits[i] -= cut
-            excess -= cut
-    return names, [[_cut(value, limit) for value, limit in zip(row, limits)] for row in cells]
+            cut = min(excess, max(widths[i] - max(_SHORTEST, len(name)), 0))
+            if cut:
+                widths[i] -= cut
+                columns[i] = [_cut(value, widths[i]) for value in columns[i]]
+                excess -= cut
 
 
-def _line_width(names: list[str], cells: list[list[str]], keep: list[int]) -> int:
-    widths = _widths([[row[i] for i in keep] for row in [names, *cells]])
+def _line_width(widths: Sequence[int]) -> int:
     return sum(widths) + 2 * (len(widths) - 1)
-
-
-def _widths(table: Sequence[Sequence[str]]) -> list[int]:
-    return [max(len(row[i]) for row in table) for i in range(len(table[0]))]
 
 
 def _cut(value: str, limit: int) -> str:
