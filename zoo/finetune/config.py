@@ -89,6 +89,7 @@ class TrainerConfig:
     log: Sequence[object] = ()
     metrics: Sequence[object] | None = None
     report: bool = True
+    sharding: str | None = None
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -97,6 +98,7 @@ class TrainerConfig:
         _check_switches(self)
         _check_training_options(self)
         _check_collections(self)
+        _check_sharding(self)
         # plain, read-only forms: a Path for folders, tuples for sequences
         if self.checkpoint_dir is not None:
             object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
@@ -233,6 +235,22 @@ def _check_collections(config: TrainerConfig) -> None:
     warn_unknown_hooks(callbacks)
     check_log(config.log)
     check_metrics(config.metrics)
+
+
+SHARDINGS = ("fsdp",)  # zoo.finetune.sharding does it; named here without importing FSDP
+
+
+def _check_sharding(config: TrainerConfig) -> None:
+    """``sharding="fsdp"`` and the options it does not go with."""
+    if config.sharding is None:
+        return
+    one_of("sharding", config.sharding, SHARDINGS, also=" or None")
+    if config.ema_decay is not None:
+        raise InvalidArgumentError("ema_decay cannot go with sharding='fsdp': the weight average would be a whole "
+                                   "copy of the model on every process; drop one of them")
+    if config.feature_cache:
+        raise InvalidArgumentError("feature_cache=True cannot go with sharding='fsdp' (a frozen backbone is not "
+                                   "sharded); drop one of them")
 
 
 def _is_path(value: Any) -> bool:
