@@ -233,15 +233,16 @@ class Trainer:
         folder = self.config.run_folder
         if folder is None or self.model is None:
             return
-        if self.context.is_main:
-            info = {"epoch": metrics["epoch"], "monitor": self.best.monitor, "value": self.best.value,
-                    "metrics": summary(metrics), "labels": self.labels,
-                    "ema": self.config.ema_eval, **self._data_info}
-            with self.parts.measured_weights():
-                ckpt.save_best(unwrap_ddp_and_compile(self.model), folder / ckpt.BEST, extra=info, labels=self.labels)
-            if self.config.report and self._val_data is not None:  # the saved model's mistakes, for the report
-                run_report.write_samples(folder, run_report.describe_samples(self._val_data, self._errors,
-                                                                             self.labels))
+        with self._whole_model() as whole:  # a sharded model is gathered on the first process
+            if self.context.is_main and whole is not None:
+                info = {"epoch": metrics["epoch"], "monitor": self.best.monitor, "value": self.best.value,
+                        "metrics": summary(metrics), "labels": self.labels,
+                        "ema": self.config.ema_eval, **self._data_info}
+                with self.parts.measured_weights():
+                    ckpt.save_best(whole, folder / ckpt.BEST, extra=info, labels=self.labels)
+        if self.context.is_main and self.config.report and self._val_data is not None:
+            # the saved model's mistakes, for the report
+            run_report.write_samples(folder, run_report.describe_samples(self._val_data, self._errors, self.labels))
         distributed.barrier(self.context)
 
     # ------------------------------------------------------------------ the run
@@ -315,6 +316,10 @@ class Trainer:
             # the frozen backbone runs once over the data; every epoch trains the head on its output
             train, val = self._cached(model, train), (self._cached(model, val) if val is not None else None)
             forward_model = eval_model = get_head(model)[1]
+        if self._sharded:
+            from . import sharding  # loads FSDP only for a run that shards
+
+            sharding.shard(model, self.context)  # before the optimizer: it takes the sharded parameters
         self.optimizer = build_optimizer(self.config, model)
         train_set = batches.SeededBatches(batches.as_dataset(train), self.config.seed)
         train_loader = self._loader(train_set, shuffle=True, pad=True, collate=batches.collate_of(train))
@@ -332,7 +337,7 @@ class Trainer:
         while self.epoch < config.epochs:
             epoch = self.epoch
             self._strategy_epoch_start(model, epoch)
-            if context.is_distributed:
+            if context.is_distributed and not self._sharded:
                 now_trainable = tuple(p.requires_grad for p in model.parameters())
                 if now_trainable != trainable:  # DDP syncs only what was trainable when it was built
                     ddp_model, trainable = distributed.wrap_ddp(data.forward_model, context), now_trainable
@@ -474,7 +479,8 @@ class Trainer:
 
     def _use_feature_cache(self, train: Any, val: Any) -> bool:
         """The strategy allows it (frozen backbone) and the data is the same every epoch (no augmentation)."""
-        if self.config.feature_cache is False or not getattr(self.strategy, "uses_feature_cache", False):
+        if self.config.feature_cache is False or self._sharded or not getattr(self.strategy, "uses_feature_cache",
+                                                                              False):
             return False
         if self.config.mixup_alpha or self.config.cutmix_alpha:
             if self.config.feature_cache:
@@ -545,8 +551,13 @@ class Trainer:
     def _restore(self, state: dict[str, Any], path: Path, model: nn.Module) -> None:
         assert self.optimizer is not None  # built by _prepare_data
         try:
-            model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            if self._sharded:
+                from . import sharding  # loads FSDP only for a run that shards
+
+                sharding.load_full_state(model, self.optimizer, state["model"], state["optimizer"])
+            else:
+                model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             ckpt.set_rng_state(rank_rng(state["rng"], self.context.rank, self.context.world_size))
@@ -574,12 +585,13 @@ class Trainer:
             gathered: list[Any] = [None] * context.world_size
             torch.distributed.all_gather_object(gathered, rng[0])
             rng = gathered
+        model_state, optimizer_state = self._full_states(model)
         if context.is_main:
             state = {
                 "format": CHECKPOINT_FORMAT,
                 "epoch": self.epoch, "step": self.step, "global_step": self.global_step,
-                "model": model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "model": model_state,
+                "optimizer": optimizer_state,
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "rng": rng,
                 "history": self.history,
@@ -591,6 +603,29 @@ class Trainer:
             }
             ckpt.save(plain(state), folder / ckpt.LAST)
         distributed.barrier(context)
+
+    @property
+    def _sharded(self) -> bool:
+        """The run shards its model (``sharding``) over several processes; one process has nothing to shard."""
+        return self.config.sharding is not None and self.context.is_distributed
+
+    def _full_states(self, model: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The model's and the optimizer's state as a checkpoint holds them (gathered on rank 0 when sharded)."""
+        assert self.optimizer is not None  # built by _prepare_data
+        if not self._sharded:
+            return model.state_dict(), self.optimizer.state_dict()
+        from . import sharding  # loads FSDP only for a run that shards
+
+        return sharding.full_model_state(model), sharding.full_optimizer_state(model, self.optimizer)
+
+    def _whole_model(self) -> contextlib.AbstractContextManager[nn.Module | None]:
+        """The model to save: itself, or when sharded a gathered copy on rank 0 (every process must enter it)."""
+        assert self.model is not None  # set by _start
+        if not self._sharded:
+            return contextlib.nullcontext(unwrap_ddp_and_compile(self.model))
+        from . import sharding  # loads FSDP only for a run that shards
+
+        return sharding.unsharded_copy(self.model, self.context)
 
     def _own_run_folder(self) -> contextlib.AbstractContextManager[Any]:
         """The main process owns the checkpoint folder for the run: a second run on it is refused."""
