@@ -102,6 +102,9 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     """Accumulation, warm-up, EMA, early stopping, the monitored metric, label smoothing and MixUp/CutMix."""
     group = p.add_argument_group("training options (Lightning's and the Hugging Face Trainer's names are in "
                                  "docs/trainer.md)")
+    group.add_argument("--sharding", choices=("fsdp",),  # zoo.finetune.config.SHARDINGS, without importing torch
+                       help="under torchrun: shard the model over the processes with torch's fully_shard (FSDP2) "
+                            "instead of DDP, for models that do not fit one device (default: DDP)")
     group.add_argument("--accumulate-grad-batches", type=positive_int, default=1, metavar="N",
                        help="add up the gradients of N batches before each optimizer step (default: %(default)s)")
     warmup = group.add_mutually_exclusive_group()
@@ -143,7 +146,7 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
             "early_stopping_patience": args.early_stopping_patience, "min_delta": args.min_delta,
             "monitor": args.monitor, "monitor_mode": args.monitor_mode, "label_smoothing": args.label_smoothing,
             "mixup_alpha": args.mixup_alpha, "cutmix_alpha": args.cutmix_alpha, "log": tuple(args.log),
-            "metrics": getattr(args, "metrics", None)}
+            "metrics": getattr(args, "metrics", None), "sharding": getattr(args, "sharding", None)}
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
