@@ -17,7 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
+from zoo.cli import build_parser
+from zoo.commands.finetune import training_options
 from zoo.finetune import TrainerConfig
+from zoo.finetune.config import SHARDINGS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,3 +95,11 @@ def test_fsdp_refuses_what_it_does_not_go_with():
         TrainerConfig(sharding="fsdp", ema_decay=0.99)
     with pytest.raises(zoo.InvalidArgumentError, match="feature_cache=True cannot go with sharding"):
         TrainerConfig(sharding="fsdp", feature_cache=True)
+
+
+def test_the_command_line_flag_reaches_the_trainer_and_agrees_with_the_configuration():
+    args = build_parser().parse_args(["finetune", "some_model", "--data", "DATA", "--sharding", "fsdp"])
+    assert TrainerConfig(**training_options(args)).sharding == "fsdp"
+    default = build_parser().parse_args(["finetune", "some_model", "--data", "DATA"])
+    assert TrainerConfig(**training_options(default)).sharding is None
+    assert SHARDINGS == ("fsdp",)  # the flag's choices are written out (the parser does not import torch)
