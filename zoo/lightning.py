@@ -50,7 +50,8 @@ try:
     import lightning as L  # noqa: N812  # Lightning's own short name
     from lightning.pytorch.callbacks import BaseFinetuning
 except ImportError as exc:  # pragma: no cover - only without the extra
-    raise ImportError("zoo.lightning needs PyTorch Lightning, which is not installed: pip install lightning") from exc
+    raise ImportError(f"zoo.lightning needs PyTorch Lightning (pip install lightning); importing it failed: "
+                      f"{exc}") from exc
 
 __all__ = ["ZooFinetuning", "ZooModule"]
 
