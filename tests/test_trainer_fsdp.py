@@ -65,6 +65,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return torch.load(folder / "run" / "last.pt", weights_only=True)["model"]
 
 
+@pytest.mark.slow  # several torchrun launches: minutes on two cores
 def test_fsdp_on_two_cpu_processes_trains_as_ddp_and_resumes_exactly(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)

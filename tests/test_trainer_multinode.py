@@ -133,6 +133,7 @@ def test_two_machines_match_one_process_and_resume_from_the_first_machines_disk(
         assert not (node1 / "run").exists()
 
 
+@pytest.mark.slow  # several torchrun launches: minutes on two cores
 def test_each_machine_fills_its_feature_cache_once(tmp_path):
     script = tmp_path / "probe.py"
     script.write_text(PROBE)
