@@ -29,7 +29,8 @@ CHECKPOINT_KEYS = ("format", "epoch", "step", "global_step", "model", "optimizer
 # the training options recorded as they are (checkpoints written before they existed lack them: not compared)
 TRAINING_KEEPS = ("accumulate_grad_batches", "warmup_steps", "warmup_epochs", "precision", "ema_decay", "monitor",
                   "monitor_mode", "label_smoothing", "mixup_alpha", "cutmix_alpha")
-RESUME_KEEPS = ("seed", "batch_size", "world_size", "lr", "optimizer", "scheduler", "strategy", *TRAINING_KEEPS)
+RESUME_KEEPS = ("seed", "batch_size", "world_size", "lr", "optimizer", "scheduler", "strategy", "sharding",
+                *TRAINING_KEEPS)
 
 
 def resume_path(config: TrainerConfig) -> Path | None:
@@ -49,7 +50,7 @@ def run_config(config: TrainerConfig, model: nn.Module, world_size: int, strateg
     return {"seed": config.seed, "batch_size": config.batch_size, "world_size": world_size,
             "epochs": config.epochs, "lr": config.lr, "optimizer": spec_name(config.optimizer),
             "scheduler": spec_name(config.scheduler or "constant"),
-            "strategy": getattr(strategy, "name", None), "model": fingerprint(model),
+            "strategy": getattr(strategy, "name", None), "sharding": config.sharding, "model": fingerprint(model),
             **{key: getattr(config, key) for key in TRAINING_KEEPS}}
 
 
