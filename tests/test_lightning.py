@@ -34,9 +34,9 @@ def colour_data(n: int = 48, seed: int = 0) -> TensorDataset:
 
 def lightning_trainer(epochs: int, callbacks=(), **options) -> L.Trainer:
     warnings.filterwarnings("ignore", module="lightning")
+    options = {"enable_checkpointing": False, **options}
     return L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, callbacks=list(callbacks), logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     num_sanity_val_steps=0, **options)
+                     enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, **options)
 
 
 def loaders(batch_size: int = 8):
@@ -131,3 +131,23 @@ def test_module_takes_a_plain_module_and_refuses_bad_options():
         ZooModule(model, optimizer="lion")
     with pytest.raises(zoo.errors.InvalidArgumentError, match="freeze_unfreeze"):
         ZooFinetuning("thaw")
+
+
+def test_a_resumed_run_keeps_the_history_the_best_model_and_the_freezing(tmp_path):
+    torch.manual_seed(0)
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    module = ZooModule("trainer_conv", num_classes=3, lr=0.02, best_dir=tmp_path / "best")
+    first = lightning_trainer(2, [ZooFinetuning("freeze_unfreeze", freeze_epochs=2), checkpoints],
+                              enable_checkpointing=True)
+    first.fit(module, *loaders())
+    assert [h["epoch"] for h in module.history] == [1, 2]
+
+    resumed = ZooModule("trainer_conv", num_classes=3, lr=0.02, best_dir=tmp_path / "best")
+    watch = FreezeWatch()
+    second = lightning_trainer(4, [ZooFinetuning("freeze_unfreeze", freeze_epochs=2), watch], enable_checkpointing=True)
+    second.fit(resumed, *loaders(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[:2] == module.history
+    assert watch.trainable == [["head", "stage", "stem"]] * 2  # epochs 3 and 4 train everything
+    best = max(resumed.history, key=lambda h: h["val_accuracy"])
+    assert resumed.best.value == best["val_accuracy"]

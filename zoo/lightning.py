@@ -180,6 +180,15 @@ class ZooModule(L.LightningModule):
             save_best(unwrap_ddp_and_compile(self.model), self.best_dir, extra=info, labels=self.labels)
         self.trainer.strategy.barrier("zoo-best-model")
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning's checkpoints keep the history and the best-model tracker, so a resumed run goes on with them."""
+        checkpoint["zoo"] = {"history": self.history, "best": self.best.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("zoo") or {}
+        self.history = list(state.get("history", []))
+        self.best.load_state_dict(state.get("best"))
+
     def _context(self) -> Context:
         """zoo's view of the processes Lightning runs: metrics add their sums up over them."""
         return Context(rank=self.global_rank, world_size=self.trainer.world_size, device=self.device)
