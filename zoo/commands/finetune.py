@@ -227,7 +227,9 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     say(f"{len(train)} training and {len(val)} {measured_on} samples, {len(classes)} classes: "
         f"{', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''}")
     before = None
-    if not (args.resume and (run / "last.pt").exists()):
+    # Decided from the arguments alone, the same on every machine: the evaluation below reduces across processes,
+    # and machines without a shared disk would disagree about whether last.pt exists.
+    if not args.resume:
         before = Trainer(batch_size=args.batch_size, precision=args.precision, num_workers=args.workers,
                          progress=False, verbose=False).evaluate(model, val)["accuracy"]
         say(f"accuracy before fine-tuning: {before:.1%} on the {measured_on} data")
