@@ -37,11 +37,13 @@ from typing import Any
 
 from ..errors import ZooError
 from ..files import sync_directory
+from .logger_names import LOG_FOLDER
 
 RUN_FOLDER = "checkpoints"
 LOCK = "lock"
-# What a run writes into its run folder (besides .temporaries): state, best model, lock, per-epoch history, report.
-RUN_FILES = frozenset({"last.pt", "best", LOCK, "history.csv", "history.json", "report"})
+# What a run writes into its run folder (besides .temporaries): state, best model, lock, per-epoch history, report,
+# loggers' files.
+RUN_FILES = frozenset({"last.pt", "best", LOCK, "history.csv", "history.json", "report", LOG_FOLDER})
 MODEL_MARKERS = ("config.json", ".safetensors", ".bin", ".pt", ".pth")
 _UNREADABLE_LOCK_GRACE_S = 10.0  # a lock being written right now is briefly empty
 

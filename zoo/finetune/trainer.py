@@ -68,7 +68,8 @@ __all__ = ["Callback", "FitResult", "Trainer", "TrainerConfig", "evaluate", "fit
 _RENAMED = {"strategy_spec": "strategy", "loss_spec": "loss", "optimizer_spec": "optimizer",
             "scheduler_spec": "scheduler", "device_spec": "device"}
 _OLD_ATTRIBUTES = {**{name: name for name in FIELDS
-                      if name not in _RENAMED.values() and name not in ("labels", "metrics", "report")
+                      if name not in _RENAMED.values()
+                      and name not in ("labels", "metrics", "report", "log", "sharding")
                       and name not in TRAINING_OPTIONS},
                    **_RENAMED}
 
