@@ -11,6 +11,13 @@ tasks, chosen by `task`:
 
 Parameters live in ``embeddings``, ``layers.N``, ``pooler`` and ``head`` (the card's layer
 groups), and every module exists whatever the options, so the groups always resolve.
+
+In eval mode, ``forward`` on a padded batch runs *packed*: the real tokens of all sequences
+are stacked into one ``[tokens, hidden]`` matrix, so the projections, the MLP and the norms
+never touch padding, and only attention sees the padded ``[batch, heads, length, head_dim]``
+layout (scattered in and gathered out per layer). The real tokens' results equal the padded
+path's (within float rounding); padded positions of a token-classification output hold what
+a zero state gives. ``TextTransformer.packed_inference = False`` turns it off.
 """
 from __future__ import annotations
 
@@ -66,14 +73,26 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=eps)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Each token's position index, ``[batch, length]`` (or ``[length]`` for absolute positions)."""
         if self.position_style == "after_padding":
             not_pad = input_ids.ne(self.pad_token_id).int()
-            positions = torch.cumsum(not_pad, dim=1, dtype=torch.int32) * not_pad + self.pad_token_id
-            x = self.word(input_ids) + self.position(positions.long())
-        else:
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-            x = self.word(input_ids) + self.position(positions)
+            return (torch.cumsum(not_pad, dim=1, dtype=torch.int32) * not_pad + self.pad_token_id).long()
+        return torch.arange(input_ids.shape[1], device=input_ids.device)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self._embed(input_ids, self.positions(input_ids), token_type_ids)
+
+    def forward_packed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                       index: torch.Tensor) -> torch.Tensor:
+        """The embeddings of the tokens at `index` of the flattened ``[batch, length]`` batch: ``[tokens, hidden]``."""
+        positions = self.positions(input_ids).expand_as(input_ids).reshape(-1)[index]
+        types = None if token_type_ids is None else token_type_ids.reshape(-1)[index]
+        return self._embed(input_ids.reshape(-1)[index], positions, types)
+
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor,
+               token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        x = self.word(input_ids) + self.position(positions)
         if self.token_type is not None:
             if token_type_ids is None:
                 x = x + self.token_type.weight[0]
@@ -102,6 +121,33 @@ class SelfAttention(nn.Module):
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.proj(out.transpose(1, 2).reshape(batch, length, width))
 
+    def forward_packed(self, x: torch.Tensor, layout: Packing) -> torch.Tensor:
+        """`forward` on packed tokens ``[tokens, hidden]``: attention runs in the padded layout of `layout`."""
+        width = x.shape[-1]
+        qkv = self.qkv(x)
+        # padding rows stay zero: masked keys must hold finite values
+        padded = qkv.new_zeros(layout.batch * layout.length, 3 * width).index_copy_(0, layout.index, qkv)
+        q, k, v = padded.view(layout.batch, layout.length, 3, self.num_heads, width // self.num_heads
+                              ).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(layout.batch * layout.length, width).index_select(0, layout.index)
+        return self.proj(out)
+
+
+class Packing:
+    """Where the real tokens of a padded ``[batch, length]`` batch sit: their flat indices and the key mask."""
+
+    def __init__(self, attention_mask: torch.Tensor) -> None:
+        self.batch, self.length = attention_mask.shape
+        self.index = attention_mask.reshape(-1).nonzero().squeeze(1)
+        self.mask = attention_mask.bool()[:, None, None, :]
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """``[tokens, hidden]`` -> ``[batch, length, hidden]``, zeros at the padding."""
+        padded = x.new_zeros(self.batch * self.length, x.shape[-1]).index_copy_(0, self.index, x)
+        return padded.view(self.batch, self.length, -1)
+
 
 class FeedForward(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, act: str) -> None:
@@ -129,6 +175,10 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attn_norm(x + self.drop(self.attn(x, mask)))
+        return self.mlp_norm(x + self.drop(self.mlp(x)))
+
+    def forward_packed(self, x: torch.Tensor, layout: Packing) -> torch.Tensor:
+        x = self.attn_norm(x + self.drop(self.attn.forward_packed(x, layout)))
         return self.mlp_norm(x + self.drop(self.mlp(x)))
 
 
@@ -182,8 +232,11 @@ class TextTransformer(nn.Module):
     ``forward(input_ids, attention_mask=None, token_type_ids=None)`` returns logits
     (``[batch, classes]``, or ``[batch, length, classes]`` for token classification) or,
     with ``num_classes=0``, the pooled features. `forward_features` returns the last hidden
-    states ``[batch, length, hidden]``.
+    states ``[batch, length, hidden]``. In eval mode a padded batch runs packed (see the module's
+    docstring) unless ``packed_inference`` is False.
     """
+
+    packed_inference: bool = True
 
     def __init__(
         self,
@@ -285,7 +338,29 @@ class TextTransformer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(input_ids, attention_mask, token_type_ids), attention_mask)
+        if self._packs(attention_mask):
+            assert attention_mask is not None  # _packs says so
+            hidden = self.forward_packed(input_ids, attention_mask, token_type_ids)
+        else:
+            hidden = self.forward_features(input_ids, attention_mask, token_type_ids)
+        return self.forward_head(hidden, attention_mask)
+
+    def forward_packed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """`forward_features` computed on the real tokens only; zeros at the padding."""
+        layout = Packing(attention_mask)
+        x = self.embeddings.forward_packed(input_ids, token_type_ids, layout.index)
+        for layer in self.layers:
+            x = layer.forward_packed(x, layout)
+        return layout.unpack(x)
+
+    def _packs(self, attention_mask: torch.Tensor | None) -> bool:
+        """Whether `forward` runs packed: in eval mode, on a batch with padding, outside tracing and compiling."""
+        if not self.packed_inference or self.training or attention_mask is None or attention_mask.dim() != 2:
+            return False
+        if torch.jit.is_tracing() or torch.compiler.is_compiling() or attention_mask.device.type == "meta":
+            return False
+        return not bool(attention_mask.all())
 
 
 def _key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:

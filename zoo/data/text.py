@@ -76,6 +76,18 @@ class TextTokenizer:
 
     __call__ = encode_batch
 
+    def encode_each(self, texts: Sequence[str], *, max_length: int | None = None
+                    ) -> list[tuple[list[int], list[int]]]:
+        """Each text's token ids and token type ids, truncated to `max_length` (default: the model's), unpadded."""
+        limit = max_length or self.max_length
+        tok = self.tokenizer
+        if limit:
+            tok.enable_truncation(max_length=limit)
+        else:
+            tok.no_truncation()
+        tok.no_padding()  # `_encode` sets padding again on every call
+        return [(e.ids, e.type_ids) for e in tok.encode_batch(_as_texts(texts, "texts"))]
+
     def encode_words(self, sentences: Sequence[Sequence[str]], *, max_length: int | None = None
                      ) -> tuple[dict[str, torch.Tensor], list[list[int | None]]]:
         """`encode_batch` for sentences already split into words, and each token's word.
@@ -337,29 +349,42 @@ def _continuing_pieces(tokenizer: tokenizers.Tokenizer, texts: Sequence[str]) ->
 # ---------------------------------------------------------------------------- running a model on strings
 
 
-def infer(model: Any, texts: Sequence[str], *, batch_size: int = 32, max_length: int | None = None,
-          tokenizer: TextTokenizer | None = None) -> torch.Tensor | list[torch.Tensor]:
+DEFAULT_MAX_TOKENS = 4096
+"""`infer`'s default token budget: the most (padded) tokens in one batch."""
+
+
+def infer(model: Any, texts: Sequence[str], *, batch_size: int | None = None, max_length: int | None = None,
+          tokenizer: TextTokenizer | None = None, max_tokens: int = DEFAULT_MAX_TOKENS,
+          ) -> torch.Tensor | list[torch.Tensor]:
     """Run a text model on strings: logits ``[n, classes]`` or embeddings ``[n, features]``.
 
     Token classification returns one ``[tokens, classes]`` tensor per text (special tokens
-    included, padding removed). Texts are batched by length, so little padding is computed;
-    results come back in the input order. The model runs in eval mode under inference mode.
+    included, padding removed). All texts are tokenized once, sorted by their token count and
+    cut into batches of at most `max_tokens` tokens (rows times the longest row; a longer text
+    runs alone) and at most `batch_size` texts (None: no limit), so short texts go in large
+    batches and little padding is computed; results come back in the input order. The model
+    runs in eval mode under inference mode.
     """
     import torch
 
     texts = _as_texts(texts, "texts")
+    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+        raise InvalidArgumentError(f"batch_size must be None (no limit) or a whole number of 1 or more, "
+                                   f"got {batch_size!r}")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise InvalidArgumentError(f"max_tokens must be a whole number of 1 or more, got {max_tokens!r}")
     tokenizer = tokenizer or tokenizer_for(model)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    encodings = tokenizer.encode_each(texts, max_length=max_length)
+    most = batch_size if tokenizer.pad_token_id is not None else 1  # no pad token: one text at a time
     results: list[Any] = [None] * len(texts)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                index = order[start:start + batch_size]
-                batch = tokenizer.encode_batch([texts[i] for i in index], max_length=max_length)
+            for index in token_budget_batches([len(e[0]) for e in encodings], max_tokens, most):
+                batch = _padded([encodings[i] for i in index], tokenizer.pad_token_id or 0)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = model(**batch)
                 for row, i in enumerate(index):
@@ -372,6 +397,45 @@ def infer(model: Any, texts: Sequence[str], *, batch_size: int = 32, max_length:
     if results and results[0].dim() == 1:
         return torch.stack(results)
     return results
+
+
+def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int | None = None) -> list[list[int]]:
+    """Indices into `lengths`, longest first, cut into batches whose padded size (rows times the longest
+    row) stays within `max_tokens` and whose row count within `max_items` (None: no limit).
+
+    A sequence longer than `max_tokens` makes a batch of its own. Sorting keeps rows of like
+    length together, so padding is small; the budget lets batches of short rows hold many rows.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        full = max_items is not None and len(current) >= max_items
+        if current and (full or (len(current) + 1) * longest > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _padded(encodings: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """``{"input_ids", "attention_mask", "token_type_ids"}`` for token ids and type ids, padded on the right to
+    the longest, as the tokenizer pads."""
+    import torch
+
+    length = max(len(ids) for ids, _ in encodings)
+    ids = torch.full((len(encodings), length), pad_id, dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, (token_ids, type_ids) in enumerate(encodings):
+        n = len(token_ids)
+        ids[row, :n] = torch.tensor(token_ids, dtype=torch.long)
+        types[row, :n] = torch.tensor(type_ids, dtype=torch.long)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 # ---------------------------------------------------------------------------- helpers
