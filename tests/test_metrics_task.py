@@ -177,3 +177,15 @@ def test_regression_run_reports_mse_mae_and_r2():
     last = result.history[-1]
     assert last["val_mse"] == pytest.approx(last["val_loss"], rel=1e-5)
     assert {"val_mae", "val_r2"} <= set(last)
+
+
+def test_a_real_torchmetrics_metric_is_accepted_and_agrees_with_zoos():
+    torchmetrics = pytest.importorskip("torchmetrics")
+    x = torch.randn(48, 4, generator=torch.Generator().manual_seed(3))
+    y = (x[:, 0] + 0.3 * x[:, 1] > 0).long()
+    f1 = torchmetrics.classification.MulticlassF1Score(num_classes=2, average="macro")
+    result = fit(nn.Linear(4, 2), (x, y), (x, y), epochs=1, batch_size=8, progress=False, verbose=False,
+                 metrics=["macro_f1", f1])
+    last = result.history[-1]
+    name = next(key for key in last if key.startswith("val_") and "multiclass" in key.lower())
+    assert float(last[name]) == pytest.approx(last["val_macro_f1"], abs=1e-6)
