@@ -12,6 +12,7 @@ from .options import create_options
 
 CATALOG = Path(__file__).with_name("catalog.json")
 FORMAT_VERSION = 1
+_SUMMARY_KEYS = ("num_params", "gflops", "metrics", "license")  # what listing reads of a weights entry
 
 
 @lru_cache(maxsize=1)
@@ -28,20 +29,42 @@ def load_catalog(path: Path = CATALOG) -> dict[str, Any]:
     return data
 
 
+@lru_cache(maxsize=4)
+def _label_lists(path: Path = CATALOG) -> dict[str, tuple[str, ...]]:
+    """The catalogue's label lists as tuples, made once so every weights card that uses one shares it."""
+    return {key: tuple(names) for key, names in load_catalog(path)["labels"].items()}
+
+
+@lru_cache(maxsize=4)
+def _entries(path: Path = CATALOG) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in load_catalog(path)["cards"]}
+
+
+def index(path: Path = CATALOG) -> list[dict[str, Any]]:
+    """What listing reads, one `zoo.cards.CardSummary` mapping per card; the cards are built when looked up."""
+    return [{"name": entry["name"], "task": entry["task"], "modality": entry["modality"],
+             "family": entry.get("family"), "aliases": entry.get("aliases", ()),
+             "default_weights": entry.get("default_weights"),
+             "weights": {tag: {key: w[key] for key in _SUMMARY_KEYS if key in w}
+                         for tag, w in entry.get("weights", {}).items()}}
+            for entry in load_catalog(path)["cards"]]
+
+
+def make_card(name: str, path: Path = CATALOG) -> zoo.ModelCard:
+    """The card of one catalogue entry; its label lists are shared with the other cards. An entry without
+    ``create_options`` gets its family's from `zoo_vision.options`."""
+    entry, labels = _entries(path)[name], _label_lists(path)
+    weights = {}
+    for tag, w in entry.get("weights", {}).items():
+        key = w.get("labels")
+        if key is not None and key not in labels:
+            raise zoo.PluginError(f"{path}: weights {name}.{tag} name label list {key!r}, "
+                                  f"which the file does not hold; regenerate it")
+        weights[tag] = zoo.WeightsCard.from_dict({**w, "labels": labels.get(key)})
+    options = entry.get("create_options") or create_options(name, entry.get("family"))
+    return zoo.ModelCard.from_dict({**entry, "weights": weights, "create_options": options})
+
+
 def model_cards(path: Path = CATALOG) -> list[zoo.ModelCard]:
-    """One card per catalogue entry; each label list is shared by the weights that use it. Entries without
-    ``create_options`` get their family's from `zoo_vision.options`."""
-    data = load_catalog(path)
-    labels = {key: tuple(names) for key, names in data["labels"].items()}
-    cards = []
-    for entry in data["cards"]:
-        weights = {}
-        for tag, w in entry.get("weights", {}).items():
-            key = w.get("labels")
-            if key is not None and key not in labels:
-                raise zoo.PluginError(f"{path}: weights {entry['name']}.{tag} name label list {key!r}, "
-                                      f"which the file does not hold; regenerate it")
-            weights[tag] = zoo.WeightsCard.from_dict({**w, "labels": labels.get(key)})
-        options = entry.get("create_options") or create_options(entry["name"], entry.get("family"))
-        cards.append(zoo.ModelCard.from_dict({**entry, "weights": weights, "create_options": options}))
-    return cards
+    """Every card of the catalogue, built now (the plugin registers them to be built on first use instead)."""
+    return [make_card(name, path) for name in _entries(path)]

@@ -1,12 +1,17 @@
-"""Registers the image family. zoo imports this module to list models, so it imports no torch."""
+"""Registers the image family. zoo imports this module to list models, so it imports no torch.
+
+The catalogue's cards are registered as a catalogue: listing reads a summary of each, and a card is built
+(and checked) the first time it is looked up.
+"""
 from __future__ import annotations
 
-from .catalog import model_cards
+import zoo
+
+from .catalog import index, make_card
 from .recipes import RECIPES
 
 
-def register(registry) -> None:
-    for card in model_cards():
-        registry.register(card)
+def register(registry: zoo.Registrar) -> None:
+    registry.register_catalogue(index(), make_card)
     for recipe in RECIPES:
         registry.register(recipe)
