@@ -7,6 +7,24 @@ inference mode. Prints sentences per second for each and the ratio zoo / transfo
 
     python benchmarks/text.py                      # CUDA if available, else CPU
     python benchmarks/text.py --device cpu --iters 3 --warmup 1 --threads 2
+
+``--mixed N`` instead compares whole pipelines, strings in, embeddings or logits out, on N
+sentences of 3 to 120 words (a deterministic corpus: Zipf-distributed made-up words,
+log-normal sentence lengths, median about 17 words). It writes a BERT-shaped random
+checkpoint with transformers' ``save_pretrained`` (an encoder, a 3-class classifier and a
+sentence-transformers folder with mean pooling and Normalize, all sharing one tokenizer) and
+times, alternated round by round, in CPU seconds of this process and wall seconds:
+
+* embeddings: ``zoo.data.text.infer`` on the sentence-transformers folder, sentence-transformers'
+  ``encode`` (batch 32; it sorts by length itself), and transformers' ``AutoModel`` plus mean
+  pooling, batches of 32 padded to their longest, once sorted by length and once in input order;
+* classification: ``zoo.data.text.infer`` on the classifier folder against transformers'
+  ``AutoModelForSequenceClassification``, sorted and in input order.
+
+It prints sentences per second, zoo's ratio to each, and the largest difference from zoo's
+results (``--bf16`` adds zoo in bfloat16 and its difference from fp32).
+
+    python benchmarks/text.py --mixed 500 --device cpu --repeats 2
 """
 from __future__ import annotations
 
@@ -81,10 +99,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--padding", type=float, default=0.0,
                         help="fraction of each row that is padding (0: attention masks are all ones)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--mixed", type=int, default=0, metavar="N",
+                        help="compare whole pipelines on N mixed-length sentences (see above)")
+    parser.add_argument("--repeats", type=int, default=2, help="--mixed: timed rounds per engine")
+    parser.add_argument("--folder", default=None, help="--mixed: where the checkpoint is written (default: temp)")
+    parser.add_argument("--bf16", action="store_true", help="--mixed: also time zoo in bfloat16")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.mixed:
+        from text_mixed import run_mixed  # noqa: PLC0415  (the mixed-length comparison lives beside this script)
+
+        run_mixed(args, SIZES[args.size], device)
+        return
     import transformers
 
     reference, ours = build_pair(args.size, device)
