@@ -37,6 +37,7 @@ from .data.text import tokenizer_for
 from .errors import DataError, InvalidArgumentError
 from .factory import create
 from .names import is_saved_name, model_source
+from .speed import SpeedChoices, autocast, choose
 
 Batch: TypeAlias = "tuple[torch.Tensor, ...] | dict[str, torch.Tensor]"
 
@@ -55,8 +56,8 @@ def load_model(name: str) -> nn.Module:
     return create(source) if is_saved_name(source) else create(source, pretrained=True)
 
 
-def pipeline(model: str | nn.Module, *, batch_size: int = 32, top_k: int = DEFAULT_TOP_K,
-             device: str | torch.device | None = None) -> Pipeline:
+def pipeline(model: str | nn.Module, *, batch_size: int | None = None, top_k: int = DEFAULT_TOP_K,
+             device: str | torch.device | None = None, precision: str = "auto", threads: int | None = None) -> Pipeline:
     """A callable that runs `model` (a name, a saved model's folder, a folder `zoo.export` wrote as ONNX, run
     through onnxruntime, or a module `zoo.create` made) on raw inputs.
 
@@ -64,11 +65,15 @@ def pipeline(model: str | nn.Module, *, batch_size: int = 32, top_k: int = DEFAU
     tensors or ``[H, W, C]`` arrays. Texts: strings. Audio: file paths, folders, waveforms (arrays or
     tensors, ``[samples]`` or ``[channels, samples]``) at `sampling_rate` (a call option; the card's rate
     when not given), or ``{"raw" or "array": waveform, "sampling_rate": rate}`` as in Hugging Face.
+
+    Threads, batch size, precision and memory format are chosen for the machine (`zoo.speed`; ``auto``
+    precision is fp32 on a CPU) unless given; `Pipeline.speed` holds the choices and `Pipeline.speed.line()`
+    says them in one line.
     """
     module = _exported_or_loaded(model) if isinstance(model, str) else model
     if not isinstance(module, nn.Module):
         raise InvalidArgumentError(f"zoo.pipeline takes a model name, a folder or a model, got {model!r}")
-    return Pipeline(module, batch_size=batch_size, top_k=top_k, device=device)
+    return Pipeline(module, batch_size=batch_size, top_k=top_k, device=device, precision=precision, threads=threads)
 
 
 def _exported_or_loaded(name: str) -> nn.Module:
@@ -85,8 +90,9 @@ def _exported_or_loaded(name: str) -> nn.Module:
 class Pipeline:
     """`model` with its card's preprocessing and postprocessing; call it on one input or a list of them."""
 
-    def __init__(self, model: nn.Module, *, batch_size: int = 32, top_k: int = DEFAULT_TOP_K,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(self, model: nn.Module, *, batch_size: int | None = None, top_k: int = DEFAULT_TOP_K,
+                 device: str | torch.device | None = None, precision: str = "auto",
+                 threads: int | None = None) -> None:
         self.card: ModelCard = card_of(model)
         self.task = self.card.task
         self.modality = self.card.modality
@@ -96,11 +102,18 @@ class Pipeline:
         self.model = model.to(device) if device is not None else model
         self.model.eval()
         self.labels = card_labels(self.card)
-        self.batch_size = _positive(batch_size, "batch_size")
+        if batch_size is not None:
+            _positive(batch_size, "batch_size")
+        self.speed: SpeedChoices = choose(self.model, threads=threads, batch_size=batch_size, precision=precision,
+                                          channels_last=None if self.modality == "image" else False)
+        if self.speed.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.batch_size = self.speed.batch_size
         self.top_k = _positive(top_k, "top_k")
 
     def __repr__(self) -> str:
-        return f"Pipeline({self.card.name!r}, task={self.task!r}, batch_size={self.batch_size})"
+        return f"Pipeline({self.card.name!r}, task={self.task!r}, batch_size={self.batch_size}, " \
+               f"precision={self.speed.precision!r})"
 
     def __call__(self, inputs: Any, *, top_k: int | None = None, batch_size: int | None = None,
                  sampling_rate: int | None = None) -> Any:
@@ -136,8 +149,11 @@ class Pipeline:
         batch = _PREPARE[self.modality](self.model, items)
         param = next(self.model.parameters(), None)
         if param is not None:
-            batch = _to(batch, param.device)
-        with torch.inference_mode():
+            batch = _to(batch, param.device, channels_last=self.speed.channels_last)
+            amp = autocast(self.speed.precision, param.device)
+        else:
+            amp = autocast("fp32", torch.device("cpu"))
+        with torch.inference_mode(), amp:
             if self.task == SPEECH_RECOGNITION:
                 return [{"text": text} for text in _transcribe(self.model, batch)]
             if self.task == FEATURE_EXTRACTION:
@@ -261,10 +277,13 @@ def _audio(model: nn.Module, clips: Sequence[Any]) -> Batch:
 _PREPARE: dict[str, Callable[[nn.Module, Sequence[Any]], Batch]] = {"text": _texts, "image": _images, "audio": _audio}
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
+def _to(batch: Batch, device: torch.device, *, channels_last: bool = False) -> Batch:
     if isinstance(batch, dict):
         return {k: v.to(device) for k, v in batch.items()}
-    return tuple(t.to(device) for t in batch)
+    moved = tuple(t.to(device) for t in batch)
+    if channels_last:
+        moved = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in moved)
+    return moved
 
 
 def _transcribe(model: nn.Module, batch: Batch) -> list[str]:

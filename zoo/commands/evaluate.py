@@ -5,19 +5,23 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import data as zdata
 from ..errors import DataError
 from .loading import load_model, model_labels
 from .options import Subcommands, add_table_arguments, positive_int, table_columns
 from .output import print_json
+from .speed_options import add_speed_arguments
 
 
 def add_commands(sub: Subcommands) -> None:
     p = sub.add_parser("evaluate", help="accuracy, loss and confusion matrix of a model on labelled data")
     p.add_argument("model", help="a saved model's directory, or a model name")
     p.add_argument("--data", required=True)
-    p.add_argument("--batch-size", type=positive_int, default=64, help="1 or more")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="1 or more (default: chosen for the device: 64 on a CPU, 128 on a GPU)")
+    add_speed_arguments(p)
     p.add_argument("--metrics", type=_names, metavar="NAMES",
                    help="metrics besides loss and accuracy, separated by commas: top5_accuracy (any k), macro_f1, "
                         "per_class, entity_f1, wer, cer, mse, mae, r2 (default: the model's task's)")
@@ -29,11 +33,17 @@ def add_commands(sub: Subcommands) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..finetune import evaluate  # imports torch: only once the command runs
     from ..finetune.metrics import format_confusion
+    from ..speed import choose, default_device  # reason: imports torch, only once the command runs
 
     model = load_model(args.model)
+    speed = choose(model, threads=args.threads, batch_size=args.batch_size, precision=args.precision,
+                   device=default_device())
     classes = _classes(args, model_labels(model))
     dataset = zdata.dataset_for(model, args.data, classes=classes, skip_bad=args.skip_bad, **table_columns(args))
-    metrics = evaluate(model, dataset, batch_size=args.batch_size, progress=False, verbose=False, labels=classes,
+    if not args.json:  # --json prints the JSON document alone; a data error stays the only line
+        print(speed.line(), file=sys.stderr)
+    metrics = evaluate(model, dataset, batch_size=speed.batch_size, precision=speed.precision,
+                       channels_last=speed.channels_last, progress=False, verbose=False, labels=classes,
                        metrics=args.metrics, num_workers=_workers(model, dataset))
     if args.json:
         print_json({"accuracy": metrics.get("accuracy"), "loss": metrics["loss"], "samples": metrics["samples"],

@@ -41,7 +41,7 @@ from .output import print_json
 if TYPE_CHECKING:
     from torch import nn
 
-    from ..finetune import FitResult, Strategy
+    from ..finetune import FitResult, Strategy, Trainer
 
 
 def add_commands(sub: Subcommands) -> None:
@@ -85,7 +85,8 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=non_negative_int, default=0, help="data loading processes, 0 or more")
     p.add_argument("--threads", type=non_negative_int,
-                   help="CPU threads for torch (default or 0: torch's choice, one per core)")
+                   help="CPU threads for torch (default or 0: one per physical core, unless OMP_NUM_THREADS says "
+                        "otherwise)")
     p.add_argument("--scratch", action="store_true",
                    help="start from random weights instead of pretrained ones (a recipe that freezes part of the "
                         "model then needs --strategy)")
@@ -212,9 +213,9 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     import torch  # only once the command runs
 
     from ..finetune import Trainer  # imports torch: only once the command runs
+    from ..speed import choose_threads  # reason: imports torch, only once the command runs
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    choose_threads(args.threads)
     torch.manual_seed(args.seed)  # the new head's initial weights, so "accuracy before" repeats too
     strategy = _strategy(args)
     model = model_to_finetune(args.name, num_classes=len(classes), scratch=args.scratch,
@@ -224,6 +225,7 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     trainer = Trainer(strategy=strategy, checkpoint_dir=run, resume=args.resume, labels=classes,
                       progress=not args.quiet, callbacks=[HistoryFiles(run)], **training_options(args))
     say = _printer()
+    say(_speed_line(args, model, trainer))
     say(f"{len(train)} training and {len(val)} {measured_on} samples, {len(classes)} classes: "
         f"{', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''}")
     before = None
@@ -245,6 +247,15 @@ def _finetune(args: argparse.Namespace, classes: list[str], out: Path, run: Path
     run_dir.publish(result.best_dir, out)
     _report(args, result, classes, out, before=before, measured_on=measured_on, say=say)
     return 0
+
+
+def _speed_line(args: argparse.Namespace, model: nn.Module, trainer: Trainer) -> str:
+    """The threads, batch size, precision and memory format the run uses, in one line."""
+    from ..speed import choose  # reason: imports torch, only once the command runs
+
+    config = trainer.config
+    return choose(model, threads=args.threads or None, batch_size=config.batch_size, precision=config.precision,
+                  channels_last=config.channels_last, device=trainer.context.device).line()
 
 
 def _datasets(args: argparse.Namespace, model: nn.Module, classes: list[str]) -> tuple[Sized, Sized]:

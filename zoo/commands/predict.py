@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
 from .loading import load_model
 from .options import Subcommands, add_text_column_argument, positive_int
 from .output import print_json
+from .speed_options import add_speed_arguments
 
 if TYPE_CHECKING:
     from .inputs import Item
@@ -28,7 +30,9 @@ def add_commands(sub: Subcommands) -> None:
                    help="image or audio files, or folders (their files with the model's extensions, at any depth, "
                         "sorted); for a text model, texts, or .txt (one text per line), CSV or JSONL files of texts")
     p.add_argument("--top-k", type=positive_int, default=3, help="how many classes to show per input, 1 or more")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="inputs per forward pass, 1 or more")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="inputs per forward pass, 1 or more (default: for the device: 64 on a CPU, 128 on a GPU)")
+    add_speed_arguments(p)
     add_text_column_argument(p)
     p.add_argument("--json", action="store_true",
                    help="print only JSON: a list with one {input, predictions} object per input ('source' too for "
@@ -41,11 +45,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .inputs import predict_items  # reason: imports torch (through zoo.pipelines), only once the command runs
 
     model = load_model(args.model)
-    runner = Pipeline(model, batch_size=args.batch_size, top_k=args.top_k)
+    runner = Pipeline(model, batch_size=args.batch_size, top_k=args.top_k, precision=args.precision,
+                      threads=args.threads)
     if runner.task in (FEATURE_EXTRACTION, TOKEN_CLASSIFICATION):
         raise InvalidArgumentError(f"{args.model} is a {runner.task} model: it gives embeddings or one label per "
                                    "token, not classes per input; use zoo.pipeline in Python to get them")
     items = predict_items(model, args.inputs, text_column=args.text_column)
+    if not args.json:  # --json prints the JSON document alone; an input error stays the only line
+        print(runner.speed.line(), file=sys.stderr)
     results = runner([item.value for item in items])
     rows = [_row(item, result) for item, result in zip(items, results)]
     if args.json:
