@@ -506,7 +506,8 @@ class Trainer:
         with distributed.local_main_first(self.context):  # one process per machine computes, the others read
             cached = cached_features(model, pairs, data=batches.data_fingerprint(data),
                                      preprocessing=(getattr(dataset, "transform", None), repr(collate)),
-                                     cache_dir=self.config.feature_cache_dir, device=self.context.device)
+                                     cache_dir=self.config.feature_cache_dir, device=self.context.device,
+                                     precision=self.config.precision, channels_last=self.config.channels_last)
         self._say(f"features {'read from' if cached.hit else 'computed and stored in'} {cached.path}")
         assert cached.labels is not None  # extracted with labels
         return TensorDataset(cached.features, cached.labels)
