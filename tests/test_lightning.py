@@ -138,13 +138,14 @@ def test_a_resumed_run_keeps_the_history_the_best_model_and_the_freezing(tmp_pat
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     module = ZooModule("trainer_conv", num_classes=3, lr=0.02, best_dir=tmp_path / "best")
     first = lightning_trainer(2, [ZooFinetuning("freeze_unfreeze", freeze_epochs=2), checkpoints],
-                              enable_checkpointing=True)
+                              enable_checkpointing=True, default_root_dir=tmp_path)
     first.fit(module, *loaders())
     assert [h["epoch"] for h in module.history] == [1, 2]
 
     resumed = ZooModule("trainer_conv", num_classes=3, lr=0.02, best_dir=tmp_path / "best")
     watch = FreezeWatch()
-    second = lightning_trainer(4, [ZooFinetuning("freeze_unfreeze", freeze_epochs=2), watch], enable_checkpointing=True)
+    second = lightning_trainer(4, [ZooFinetuning("freeze_unfreeze", freeze_epochs=2), watch], enable_checkpointing=True,
+                               default_root_dir=tmp_path)  # its own checkpoints go there, not into the working folder
     second.fit(resumed, *loaders(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     assert resumed.history[:2] == module.history
