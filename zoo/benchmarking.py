@@ -85,8 +85,13 @@ def benchmark(name: str, *, batch: int = 8, precision: str = "fp32", device: str
     train_ms, train_peak = _timed(train_step, where, warmup, steps)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     return BenchmarkResult(card.name, card.modality, batch, precision, where.type, round(params, 2),
-                           round(infer_ms, 2), round(batch / infer_ms * 1000, 1), round(infer_peak, 1),
-                           round(train_ms, 2), round(batch / train_ms * 1000, 1), round(train_peak, 1))
+                           _figure(infer_ms), _figure(batch / infer_ms * 1000), round(infer_peak, 1),
+                           _figure(train_ms), _figure(batch / train_ms * 1000), round(train_peak, 1))
+
+
+def _figure(value: float) -> float:
+    """Four significant digits: a latency under a millisecond keeps its precision, so the figures agree."""
+    return float(f"{value:.4g}")
 
 
 def _inputs(model: nn.Module, batch: int) -> ExampleInputs:
