@@ -112,6 +112,7 @@ def _weights(folder: Path, rank: int) -> dict[str, torch.Tensor]:
     return torch.load(folder / f"rank{rank}.pt", weights_only=True)
 
 
+@pytest.mark.slow  # four torchrun launches; its resume launch once hung past 240 s on a loaded machine
 def test_two_machines_match_one_process_and_resume_from_the_first_machines_disk(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
