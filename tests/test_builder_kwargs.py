@@ -56,9 +56,9 @@ def test_torchvision_builder_with_an_unknown_keyword_lists_what_the_model_takes(
 
 def test_kwargs_builder_of_a_plugin_lists_its_model_class_keywords(kw_plugin):
     assert zoo.create("kw_net", width=4).fc.in_features == 4
-    with pytest.raises(zoo.InvalidArgumentError, match=r"does not take 'depth'; it takes pretrained, num_classes, "
-                                                       r"freeze, freeze_bn, features_only, out_indices, checkpoint_path, "
-                                                       r"device, dtype, width$"):
+    takes = ("pretrained, num_classes, freeze, freeze_bn, features_only, out_indices, checkpoint_path, device, "
+             "dtype, width")
+    with pytest.raises(zoo.InvalidArgumentError, match=rf"does not take 'depth'; it takes {takes}$"):
         zoo.create("kw_net", depth=3)
 
 

@@ -58,8 +58,8 @@ def test_hub_from_a_checkout_with_an_egg_info_when_zoo_is_not_installed(tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     shape, plugins = result.stdout.strip().splitlines()
     assert shape == "(1, 3)"
-    assert plugins == ("True [('speech', 'loaded'), ('text', 'loaded'), ('timm', 'loaded'), ('transformers', 'loaded'), "
-                       "('vision', 'loaded')]")
+    assert plugins == ("True [('speech', 'loaded'), ('text', 'loaded'), ('timm', 'loaded'), "
+                       "('transformers', 'loaded'), ('vision', 'loaded')]")
 
 
 def test_hub_speech_model_without_torchaudio_says_what_to_install():
