@@ -133,6 +133,18 @@ def _carded(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
+def test_an_exported_folder_whose_serving_file_names_a_model_elsewhere_is_refused(tmp_path):
+    export(_labelled_conv(), tmp_path / "out", format="onnx")
+    elsewhere = tmp_path / "elsewhere.onnx"
+    serving = tmp_path / "out" / "serving.json"
+    config = json.loads(serving.read_text())
+    (tmp_path / "out" / config["model_file"]).rename(elsewhere)
+    for name in ("../elsewhere.onnx", str(elsewhere)):
+        serving.write_text(json.dumps({**config, "model_file": name}))
+        with pytest.raises(zoo.ZooError, match="not a file inside"):
+            zoo.pipeline(str(tmp_path / "out"))
+
+
 @pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=pytest.mark.slow), "exported-program"])
 def test_a_data_dependent_branch_fails_in_one_line_naming_the_operation_and_the_code(tmp_path, fmt):
     with pytest.raises(ExportError) as caught:

@@ -17,7 +17,8 @@ from torch import nn
 
 from ..cards import ModelCard, attach_card
 from ..errors import InvalidArgumentError, ZooError
-from .serving import TOKENIZER_NAME, read_serving
+from ..weights.formats import inside_folder
+from .serving import SERVING_NAME, TOKENIZER_NAME, read_serving
 
 ONNX_FORMAT = "onnx"
 
@@ -72,7 +73,10 @@ def load_onnx_model(directory: str | Path, *, model_file: str | None = None, thr
     if config.get("export_format") != ONNX_FORMAT:
         raise InvalidArgumentError(f"{folder} holds a {config.get('export_format')} export; zoo.pipeline runs "
                                    "ONNX exports (export with format='onnx')")
-    model = OnnxModel(folder / (model_file or config["model_file"]), threads=threads)
+    # serving.json is data: the model file it names must be a file of this folder, not a path elsewhere.
+    name = model_file or config["model_file"]
+    model = OnnxModel(inside_folder(folder, str(name), what=f"{folder / SERVING_NAME} ('model_file')"),
+                      threads=threads)
     card = ModelCard.from_dict(config["card"])
     if (folder / TOKENIZER_NAME).is_file():  # the text family finds a tokenizer beside the weights
         card = dataclasses.replace(card, extra={**card.extra, "weights_location": str(folder)})
