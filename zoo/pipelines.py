@@ -10,7 +10,10 @@ dicts, best first; token classification a list of ``{"entity", "score", "index",
 per text; speech recognition ``{"text": ...}``; feature extraction a numpy array per input
 (``[features]`` for pooled models, ``[tokens or frames, features]`` otherwise). One input gives one
 result, a list (or a folder) gives a list. Inputs are prepared as the model's card says (the image
-transform, the audio sample rate and clip length, the text tokenizer), in batches of `batch_size`.
+transform, the audio sample rate and clip length, the text tokenizer), in batches of `batch_size`. Texts
+go as `zoo.data.text.infer` runs them: tokenized once, sorted by length and cut into batches of at most
+`max_tokens` padded tokens (and `batch_size` texts), so short texts share large batches and little padding
+is computed; results come back in input order.
 
 This module imports torch; ``import zoo`` reaches it only when ``zoo.pipeline`` is first used.
 (It is named ``pipelines``, as in transformers, so that the module does not shadow the function.)
@@ -33,7 +36,7 @@ from .data.audio import AUDIO_EXTENSIONS, collate_audio, load_audio, prepare_aud
 from .data.fast_images import load_image
 from .data.folders import IMAGE_EXTENSIONS
 from .data.images import image_input, image_transform
-from .data.text import tokenizer_for
+from .data.text import DEFAULT_MAX_TOKENS, budget_batches, tokenizer_for
 from .errors import DataError, InvalidArgumentError
 from .factory import create
 from .names import is_saved_name, model_source
@@ -57,7 +60,8 @@ def load_model(name: str) -> nn.Module:
 
 
 def pipeline(model: str | nn.Module, *, batch_size: int | None = None, top_k: int = DEFAULT_TOP_K,
-             device: str | torch.device | None = None, precision: str = "auto", threads: int | None = None) -> Pipeline:
+             device: str | torch.device | None = None, precision: str = "auto", threads: int | None = None,
+             max_tokens: int = DEFAULT_MAX_TOKENS) -> Pipeline:
     """A callable that runs `model` (a name, a saved model's folder, a folder `zoo.export` wrote as ONNX, run
     through onnxruntime, or a module `zoo.create` made) on raw inputs.
 
@@ -68,12 +72,14 @@ def pipeline(model: str | nn.Module, *, batch_size: int | None = None, top_k: in
 
     Threads, batch size, precision and memory format are chosen for the machine (`zoo.speed`; ``auto``
     precision is fp32 on a CPU) unless given; `Pipeline.speed` holds the choices and `Pipeline.speed.line()`
-    says them in one line.
+    says them in one line. Text batches hold at most `max_tokens` padded tokens (rows times the longest row;
+    a longer text runs alone) besides at most `batch_size` texts.
     """
     module = _exported_or_loaded(model) if isinstance(model, str) else model
     if not isinstance(module, nn.Module):
         raise InvalidArgumentError(f"zoo.pipeline takes a model name, a folder or a model, got {model!r}")
-    return Pipeline(module, batch_size=batch_size, top_k=top_k, device=device, precision=precision, threads=threads)
+    return Pipeline(module, batch_size=batch_size, top_k=top_k, device=device, precision=precision, threads=threads,
+                    max_tokens=max_tokens)
 
 
 def _exported_or_loaded(name: str) -> nn.Module:
@@ -92,7 +98,7 @@ class Pipeline:
 
     def __init__(self, model: nn.Module, *, batch_size: int | None = None, top_k: int = DEFAULT_TOP_K,
                  device: str | torch.device | None = None, precision: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
         self.card: ModelCard = card_of(model)
         self.task = self.card.task
         self.modality = self.card.modality
@@ -110,6 +116,7 @@ class Pipeline:
             self.model.to(memory_format=torch.channels_last)
         self.batch_size = self.speed.batch_size
         self.top_k = _positive(top_k, "top_k")
+        self.max_tokens = _positive(max_tokens, "max_tokens")
 
     def __repr__(self) -> str:
         return f"Pipeline({self.card.name!r}, task={self.task!r}, batch_size={self.batch_size}, " \
@@ -121,9 +128,12 @@ class Pipeline:
         single, items = self.items(inputs, sampling_rate=sampling_rate)
         k = _positive(top_k if top_k is not None else self.top_k, "top_k")
         size = _positive(batch_size if batch_size is not None else self.batch_size, "batch_size")
-        results: list[Any] = []
-        for start in range(0, len(items), size):
-            results += self.run(items[start:start + size], top_k=k)
+        if self.modality == "text":
+            results = self._run_texts(items, top_k=k, batch_size=size)
+        else:
+            results = []
+            for start in range(0, len(items), size):
+                results += self.run(items[start:start + size], top_k=k)
         return results[0] if single else results
 
     def items(self, inputs: Any, *, sampling_rate: int | None = None) -> tuple[bool, list[Any]]:
@@ -146,7 +156,20 @@ class Pipeline:
 
     def run(self, items: Sequence[Any], *, top_k: int = DEFAULT_TOP_K) -> list[Any]:
         """The results of one batch of `items` (as `items` gives them), in order."""
-        batch = _PREPARE[self.modality](self.model, items)
+        return self._results(_PREPARE[self.modality](self.model, items), items, top_k=top_k)
+
+    def _run_texts(self, texts: Sequence[Any], *, top_k: int, batch_size: int) -> list[Any]:
+        """The results for `texts` in their order, run in length-sorted batches within the token budget."""
+        _check_texts(texts)
+        results: list[Any] = [None] * len(texts)
+        for index, batch in budget_batches(tokenizer_for(self.model), texts, max_tokens=self.max_tokens,
+                                           batch_size=batch_size):
+            for i, result in zip(index, self._results(batch, [texts[i] for i in index], top_k=top_k)):
+                results[i] = result
+        return results
+
+    def _results(self, batch: Batch, items: Sequence[Any], *, top_k: int) -> list[Any]:
+        """The results of the prepared `batch` of `items`, in order."""
         param = next(self.model.parameters(), None)
         if param is not None:
             batch = _to(batch, param.device, channels_last=self.speed.channels_last)
@@ -231,10 +254,14 @@ def _waveform_pair(item: Any, sampling_rate: int | None) -> tuple[torch.Tensor, 
     return (tensor if tensor.dim() == 2 else tensor.unsqueeze(0)), rate
 
 
-def _texts(model: nn.Module, texts: Sequence[Any]) -> Batch:
+def _check_texts(texts: Sequence[Any]) -> None:
     bad = sorted({type(t).__name__ for t in texts if not isinstance(t, str)})
     if bad:
         raise InvalidArgumentError(f"a text model takes strings, got {', '.join(bad)}")
+
+
+def _texts(model: nn.Module, texts: Sequence[Any]) -> Batch:
+    _check_texts(texts)
     return tokenizer_for(model).encode_batch(list(texts))
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -376,15 +376,13 @@ def infer(model: Any, texts: Sequence[str], *, batch_size: int | None = None, ma
     tokenizer = tokenizer or tokenizer_for(model)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    encodings = tokenizer.encode_each(texts, max_length=max_length)
-    most = batch_size if tokenizer.pad_token_id is not None else 1  # no pad token: one text at a time
     results: list[Any] = [None] * len(texts)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for index in token_budget_batches([len(e[0]) for e in encodings], max_tokens, most):
-                batch = _padded([encodings[i] for i in index], tokenizer.pad_token_id or 0)
+            for index, batch in budget_batches(tokenizer, texts, max_tokens=max_tokens, batch_size=batch_size,
+                                               max_length=max_length):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 out = model(**batch)
                 for row, i in enumerate(index):
@@ -397,6 +395,24 @@ def infer(model: Any, texts: Sequence[str], *, batch_size: int | None = None, ma
     if results and results[0].dim() == 1:
         return torch.stack(results)
     return results
+
+
+def budget_batches(tokenizer: TextTokenizer, texts: Sequence[str], *, max_tokens: int = DEFAULT_MAX_TOKENS,
+                   batch_size: int | None = None, max_length: int | None = None,
+                   ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """`texts` tokenized once and cut as `token_budget_batches` cuts them: each batch's indices into `texts`
+    (the batches of the longest texts first) and its padded tensors (``input_ids``, ``attention_mask``,
+    ``token_type_ids``).
+
+    Within a batch the rows keep the input order, so texts that fit one batch give the tensors `encode_batch`
+    gives. At most `batch_size` texts a batch (None: no limit); one at a time when the tokenizer has no pad
+    token. `infer` and `zoo.pipeline` run text models through this, and put the results back in input order.
+    """
+    encodings = tokenizer.encode_each(texts, max_length=max_length)
+    most = batch_size if tokenizer.pad_token_id is not None else 1  # no pad token: one text at a time
+    for index in token_budget_batches([len(e[0]) for e in encodings], max_tokens, most):
+        index = sorted(index)
+        yield index, _padded([encodings[i] for i in index], tokenizer.pad_token_id or 0)
 
 
 def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int | None = None) -> list[list[int]]:
