@@ -9,6 +9,7 @@ from conftest import run_python
 
 import zoo
 from zoo.cli import main
+from zoo.commands.catalog import license_matches
 from zoo_vision.catalog import model_cards
 
 BSD, NC = "BSD-3-Clause", "CC-BY-NC-4.0"
@@ -156,3 +157,11 @@ def test_zoo_list_with_sort_and_filters_does_not_import_torch():
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out == {"code": 0, "first": "efficientnet_ft", "torch": False}
+
+
+@pytest.mark.parametrize(("license", "permissive"), [
+    ("apache-2.0", True), ("mit", True), ("MIT", True), ("bsd-3-clause", True), ("BSD-2-Clause", True),
+    ("cc-by-nc-4.0", False), ("unknown", False), ("llama2", False),
+])
+def test_permissive_licences_match_in_any_case_as_the_hub_writes_them(license, permissive):
+    assert license_matches(license, "permissive") is permissive

@@ -28,6 +28,7 @@ PERMISSIVE_LICENSES = frozenset({
     "MIT", "MIT-0", "Apache-2.0", "0BSD", "ISC", "Zlib", "Unlicense", "CC0-1.0", "CC-BY-3.0", "CC-BY-4.0",
     "PSF-2.0", "BSL-1.0",
 })
+_PERMISSIVE_LOWER = frozenset(name.lower() for name in PERMISSIVE_LICENSES)
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9}
 
 
@@ -107,7 +108,8 @@ def license_matches(license: str | None, wanted: str) -> bool:
     if license is None:
         return False
     if wanted.lower() == "permissive":
-        return license in PERMISSIVE_LICENSES or license.startswith("BSD-")
+        # SPDX ids compare without case, as the Hub writes them lower-case ("apache-2.0", "mit")
+        return license.lower() in _PERMISSIVE_LOWER or license.lower().startswith("bsd-")
     if wanted.lower() in ("non-commercial", "noncommercial", "nc"):
         return "-NC-" in f"{license.upper()}-"
     return license.lower() == wanted.lower()
