@@ -19,6 +19,9 @@ FORMAT_VERSION = 1
 NAMESPACE = "timm/"
 BUILDER = "zoo_timm.build:create_model"
 SAVED_CONFIG = "zoo_timm.interchange:timm_config"  # timm's keys in a saved config.json (zoo.weights.saving)
+FOLDER_KEY = "architecture"  # the config.json key of a checkpoint folder timm wrote
+# The folder format the family reads (zoo.weights.saved_formats): timm's config.json, by zoo_timm.folder.
+SAVED_FOLDER = {"saved_folder_key": FOLDER_KEY, "saved_folder_reader": "zoo_timm.folder:folder_card"}
 INSTALL_HINT = 'pip install "zoo-models[timm]"'
 TASK, MODALITY, FAMILY = "image-classification", "image", "timm"  # the same for every card in the file
 _SUMMARY_KEYS = ("num_params", "gflops", "metrics", "license")  # what listing reads of a weights entry
@@ -57,7 +60,7 @@ def card_dict(entry: dict[str, Any], labels: dict[str, tuple[str, ...] | None], 
                                   "does not hold; regenerate it with: python -m zoo_timm.generate")
         weights[tag] = {**w, "labels": labels.get(key) if key is not None else None}
     card = {k: v for k, v in entry.items() if k != "arch"}
-    extra = {**entry.get("extra", {}), "saved_config": SAVED_CONFIG}
+    extra = {**entry.get("extra", {}), "saved_config": SAVED_CONFIG, **SAVED_FOLDER}
     return {**card, "name": NAMESPACE + arch, "builder": BUILDER, "task": TASK,
             "modality": MODALITY, "family": FAMILY, "defaults": {"model_name": arch}, "weights": weights,
             "extra": extra}

@@ -1,8 +1,17 @@
 """``zoo.create("local-dir:DIR")`` and ``zoo.create("hf-hub:org/repo[@revision]")``: saved models as build plans.
 
-Three kinds of folders load: zoo's own format (`saved_zoo`), Hugging Face ``transformers``
-checkpoints (`saved_hf`) and timm's checkpoints (`saved_timm`). A folder whose config ships code of
-its own (``auto_map``) is refused.
+A folder's ``config.json`` says which reader builds it, asked in this order:
+
+1. zoo's own format (key ``"zoo"``, `saved_zoo`): the card the model was saved with;
+2. a Hugging Face ``transformers`` checkpoint (key ``"model_type"``, `saved_hf`): the registered card that
+   lists the model type;
+3. another library's format that an installed plugin reads (`saved_formats`): a card names the config key
+   that marks it (``extra["saved_folder_key"]``, e.g. ``"architecture"``) and the reader that makes its card
+   (``extra["saved_folder_reader"]``). Without that plugin the folder is refused with the keys it has and
+   the formats the installed plugins read.
+
+A folder whose config ships code of its own (``auto_map``) is refused; a folder never names code that no
+installed plugin registered.
 """
 from __future__ import annotations
 
@@ -15,8 +24,8 @@ from ..cards import ModelCard, canonical_task
 from ..names import HUB_PREFIX
 from .model_card import readme_license
 from .saved_folder import open_saved
+from .saved_formats import folder_card, folder_plan
 from .saved_hf import hf_plan, transformers_card
-from .saved_timm import is_timm_config, timm_card, timm_plan
 from .saved_zoo import zoo_card, zoo_plan
 from .saving import CONFIG_NAME, README_NAME
 
@@ -34,10 +43,10 @@ def saved_plan(name: str, *, pretrained: bool | None = None, task: str | None = 
     load = True if pretrained is None else pretrained
     if "zoo" in config:
         plan = zoo_plan(directory, config, kwargs, load=load)
-    elif is_timm_config(config):
-        plan = timm_plan(directory, config, kwargs, load=load)
-    else:
+    elif "model_type" in config:
         plan = hf_plan(directory, config, kwargs, task=task, load=load)
+    else:
+        plan = folder_plan(directory, config, kwargs, load=load)
     return dataclasses.replace(plan, card=with_provenance(plan.card, name, directory))
 
 
@@ -46,10 +55,10 @@ def saved_card(name: str, *, token: str | bool | None = None, task: str | None =
     directory, config = open_saved(name, token=token)
     if "zoo" in config:
         card, _ = zoo_card(config, directory / CONFIG_NAME)
-    elif is_timm_config(config):
-        card = timm_card(config, directory / CONFIG_NAME)
-    else:
+    elif "model_type" in config:
         card = transformers_card(config, directory / CONFIG_NAME, task=None if task is None else canonical_task(task))
+    else:
+        card = folder_card(directory, config)
     return with_provenance(card, name, directory)
 
 
