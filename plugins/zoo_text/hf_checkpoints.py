@@ -36,6 +36,9 @@ _UNUSED_BY_TASK = {
     "feature-extraction": ("pooler.", "pre_classifier.", "classifier."),
 }
 _BASE_PREFIX = {"bert": "bert.", "distilbert": "distilbert.", "roberta": "roberta."}
+# Architectures whose checkpoints number positions from pad_token_id + 1, so that the first pad_token_id + 1 rows of
+# the position table are never a token's position.
+POSITIONS_AFTER_PADDING = ("roberta",)
 
 # (pattern over the checkpoint name without its base prefix, replacement)
 _RENAMES = {
@@ -156,7 +159,7 @@ def config_to_kwargs(config: Mapping[str, Any], arch: str, task: str) -> dict[st
             "layer_norm_eps": config.get("layer_norm_eps", 1e-12), "hidden_act": config.get("hidden_act", "gelu"),
             "dropout": config.get("hidden_dropout_prob", 0.1),
             "attention_dropout": config.get("attention_probs_dropout_prob", 0.1),
-            "position_style": "after_padding" if arch == "roberta" else "absolute",
+            "position_style": "after_padding" if arch in POSITIONS_AFTER_PADDING else "absolute",
         }
         head_dropout = config.get("classifier_dropout")
         head_dropout = kwargs["dropout"] if head_dropout is None else head_dropout
@@ -168,6 +171,14 @@ def config_to_kwargs(config: Mapping[str, Any], arch: str, task: str) -> dict[st
         kwargs["pooling"] = "cls"
         kwargs.update(_classifier_pooler(arch, architectures, kwargs["dropout"]))
     return kwargs
+
+
+def card_extra(arch: str) -> dict[str, Any]:
+    """What a card that loads `arch` checkpoints tells the loader about them (card ``extra`` keys): whether positions
+    start after the padding row, which the loader leaves out of the longest sequence the checkpoint takes."""
+    if arch not in ARCHITECTURES:
+        raise InvalidArgumentError(f"unknown architecture {arch!r}; known: {ARCHITECTURES}")
+    return {"hf_positions_after_padding": arch in POSITIONS_AFTER_PADDING}
 
 
 def _num_labels(config: Mapping[str, Any]) -> int:

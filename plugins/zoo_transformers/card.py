@@ -19,10 +19,12 @@ import zoo
 from .build import build_model, make_config
 from .inputs import audio_settings, image_input, text_input
 from .keys import FIT_LAYOUT
-from .structure import Structure, head_path, structure
+from .structure import Structure, head_path, positions_after_padding, structure
 from .tasks import CLASSIFICATION_TASKS, check_task, modality_of, trained_task
 
 FAMILY = "transformers"
+# The card extra key the core cuts a text checkpoint's max_length by (zoo.weights.saved_hf).
+POSITIONS_AFTER_PADDING = "hf_positions_after_padding"
 SAVED_CONFIG = "zoo_transformers.interchange:transformers_config"
 # Config keys that say how transformers last stored the weights, not what the model is.
 _DROPPED = ("_name_or_path", "torch_dtype", "dtype", "auto_map", "_attn_implementation_autoset")
@@ -61,6 +63,7 @@ def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path
     defaults["num_layers"] = derived["num_layers"]
     extra = {k: v for k, v in card.extra.items() if k not in ("hf_model_types", "hf_card")}
     extra.update(derived["extra"])
+    extra[POSITIONS_AFTER_PADDING] = derived["positions_after_padding"]
     return dataclasses.replace(
         card, name=f"{FAMILY}/{task}", task=task, modality=modality, defaults=defaults, input=spec,
         head=derived["head"], layer_groups=derived["layer_groups"], num_features=derived["num_features"],
@@ -87,6 +90,7 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]
     width = output.in_features if isinstance(output, torch.nn.Linear) else model.num_features  # what the head reads
     return {"head": head, "layer_groups": found.layer_groups, "num_layers": found.num_layers,
             "num_features": width, "num_classes": classes, "extra": extra,
+            "positions_after_padding": positions_after_padding(inner),
             "feature_stages": feature_stages(model, found, hf_config)}
 
 

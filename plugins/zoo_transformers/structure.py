@@ -87,6 +87,13 @@ def structure(model: nn.Module, head: str | None) -> Structure:
                      lora_targets=lora_targets(model, layers), head_roots=roots)
 
 
+def positions_after_padding(model: nn.Module) -> bool:
+    """Whether the model numbers positions from ``pad_token_id + 1`` (RoBERTa's scheme): its position table keeps
+    a padding row (``padding_idx``), which no token's position uses, as every model type built so does."""
+    return any(isinstance(module, nn.Embedding) and module.padding_idx is not None
+               for name, module in model.named_modules() if name.rsplit(".", 1)[-1] == "position_embeddings")
+
+
 def lora_targets(model: nn.Module, layers: str) -> list[str]:
     """Wildcard names of the linear layers in the blocks (attention and MLP), one pattern per kind."""
     patterns: list[str] = []

@@ -13,6 +13,10 @@ transformers family): those cards are asked only after the model type's own. A c
 ``extra["hf_card"]``, ``"module:function"`` taking ``(card, config, directory, task, builder_kwargs)`` and
 returning the card derived from the checkpoint itself (head, layer groups, input spec).
 
+A text card's ``max_length`` is cut to what the checkpoint's position table holds; a card whose checkpoints
+number positions from ``pad_token_id + 1`` (RoBERTa's scheme) says so with ``extra["hf_positions_after_padding"]``
+(true), and then ``pad_token_id + 1`` rows are left out.
+
 A sentence-transformers repo (``modules.json``) is built with its own pooling and normalisation
 (`zoo.weights.sentence_pooling`) by a feature-extraction card that lists the pooling in
 ``extra["sentence_poolings"]``; any other card, or a pooling no card lists, is refused.
@@ -44,10 +48,11 @@ SENTENCE_POOLINGS = "sentence_poolings"
 HF_CARD = "hf_card"
 HF_KEY_MAP_ARGS = "hf_key_map_args"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
-# Model types that number positions from ``pad_token_id + 1`` (RoBERTa's scheme), so ``pad_token_id + 1`` rows of
-# the position table are never used by a token.
-PADDING_OFFSET_MODEL_TYPES = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
-                              "data2vec-text", "longformer", "mpnet")
+POSITIONS_AFTER_PADDING = "hf_positions_after_padding"
+"""The card ``extra`` key (true) of a family whose checkpoints number positions from ``pad_token_id + 1`` (RoBERTa's
+scheme), so that ``pad_token_id + 1`` rows of the position table are never used by a token."""
+# Until the text family's generic RoBERTa cards declare `POSITIONS_AFTER_PADDING`: the model types they build.
+_UNDECLARED_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert")
 _UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
 _TOKENIZER_CONFIG_LIMIT = 4 * 1024 * 1024
 
@@ -172,14 +177,24 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
              **({"labels": labels} if labels and len(labels) == built_classes else {})}
     return dataclasses.replace(card, defaults=builder_kwargs, num_classes=built_classes, default_weights=None,
                                extra=extra, layer_groups=_layer_groups(card, builder_kwargs),
-                               input=_text_input_within(card.input, config, where.parent))
+                               input=_text_input_within(card, config, where.parent))
 
 
-def _text_input_within(spec: Any, config: Mapping[str, Any], directory: Path) -> Any:
+def positions_after_padding(card: ModelCard, model_type: str) -> bool:
+    """Whether the card's checkpoints number positions from ``pad_token_id + 1`` (`POSITIONS_AFTER_PADDING`)."""
+    declared = card.extra.get(POSITIONS_AFTER_PADDING)
+    if declared is None:  # a card from before the key: the model types such cards were known to build
+        return model_type in _UNDECLARED_POSITIONS_AFTER_PADDING
+    return declared is True
+
+
+def _text_input_within(card: ModelCard, config: Mapping[str, Any], directory: Path) -> Any:
     """A text card's input spec cut to the checkpoint's own length: the shortest of the card's ``max_length``,
-    the position table's usable rows (``max_position_embeddings``, less RoBERTa's padding offset) and
-    ``tokenizer_config.json``'s ``model_max_length``, each where the checkpoint gives a sane one. A longer
-    sequence would index past the position table; other specs are returned as they are."""
+    the position table's usable rows (``max_position_embeddings``, less the padding offset where the card says
+    positions start after it) and ``tokenizer_config.json``'s ``model_max_length``, each where the checkpoint
+    gives a sane one. A longer sequence would index past the position table; other specs are returned as they
+    are."""
+    spec = card.input
     if not isinstance(spec, TextInput):
         return spec
     limits = [spec.max_length]
@@ -187,7 +202,7 @@ def _text_input_within(spec: Any, config: Mapping[str, Any], directory: Path) ->
     if positions is not None:
         pad = config.get("pad_token_id")
         pad = pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1
-        offset = pad + 1 if config.get("model_type") in PADDING_OFFSET_MODEL_TYPES else 0
+        offset = pad + 1 if positions_after_padding(card, str(config.get("model_type"))) else 0
         if positions > offset:
             limits.append(positions - offset)
     tokenizer_limit = _length(_tokenizer_config(directory).get("model_max_length"))
