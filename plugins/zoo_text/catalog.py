@@ -36,7 +36,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "roberta": {"max_positions": 514, "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5,
                 "position_style": "after_padding", "pooler_activation": "tanh"},
 }
-# Whether a first-token classifier reads a dense pooler layer that the base checkpoint holds.
+# Whether a base checkpoint holds the dense layer its first-token classifier reads (BERT's pre-trained pooler).
+# Where it does not, a new head gets a fresh one built into the head (pooler_in_head), as transformers'
+# DistilBERT and RoBERTa classifiers have one, so it trains with the head and the fine-tune loads there.
 BASE_POOLER = {"bert": True, "distilbert": False, "roberta": False}
 
 
@@ -89,7 +91,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint("distilbert_base_uncased_sst2", "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
                "distilbert", "text-classification", DISTIL, 30522,
                "DistilBERT base uncased fine-tuned on SST-2 sentiment (NEGATIVE / POSITIVE)", lowercase=True,
-               options={"pooler_dense": True}, labels=("NEGATIVE", "POSITIVE")),
+               labels=("NEGATIVE", "POSITIVE")),
     Checkpoint("bert_base_ner", "dslim/bert-base-NER", "bert", "token-classification", BASE, 28996,
                "BERT base cased fine-tuned for named entities (CoNLL-2003: PER, ORG, LOC, MISC)", license="mit",
                labels=("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")),
@@ -116,11 +118,26 @@ def checkpoint_defaults(ckpt: Checkpoint) -> dict[str, Any]:
     defaults: dict[str, Any] = {"vocab_size": ckpt.vocab_size, **ckpt.shape, **arch, "task": ckpt.task,
                                 "num_classes": len(ckpt.labels) if ckpt.labels else 0}
     if ckpt.task == "text-classification":
-        defaults["pooler_dense"] = BASE_POOLER[ckpt.arch]
-    if ckpt.arch == "roberta" and (ckpt.options.get("pooler_dense") or defaults.get("pooler_dense")):
-        defaults["pooler_dropout"] = 0.1
+        defaults.update(classifier_pooler(ckpt))
     defaults.update(ckpt.options)
     return defaults
+
+
+def classifier_pooler(ckpt: Checkpoint) -> dict[str, Any]:
+    """How a first-token classifier's dense layer is built: loaded where the checkpoint holds one (BERT's
+    pooler, a fine-tuned classifier's), fresh in the head otherwise.
+
+    A card without a repo of its own builds whatever checkpoint it is given, and the checkpoint's config
+    decides (``zoo_text.hf_checkpoints``); built without one, it keeps the base checkpoint's layout.
+    """
+    if not ckpt.repo:
+        settings: dict[str, Any] = {"pooler_dense": BASE_POOLER[ckpt.arch]}
+    else:
+        held = BASE_POOLER[ckpt.arch] or ckpt.labels is not None
+        settings = {"pooler_dense": True, "pooler_in_head": not held}
+    if ckpt.arch == "roberta" and settings["pooler_dense"]:
+        settings["pooler_dropout"] = 0.1  # RobertaClassificationHead's dropout before its dense layer
+    return settings
 
 
 def layer_groups(num_layers: int | None) -> list[str]:

@@ -9,9 +9,11 @@ transformers has no class computing the same thing; ``saved_config`` (`transform
 What transformers has, for BERT, DistilBERT and RoBERTa (XLM-R, CamemBERT) encoders:
 
 * token classification: ``*ForTokenClassification``, always;
-* text classification: ``*ForSequenceClassification``, when the first token goes through a dense pooler
-  layer (tanh for BERT and RoBERTa, ReLU for DistilBERT) as in those classes; a classifier built without
-  one (a new head on a base DistilBERT or RoBERTa checkpoint) has no transformers class;
+* text classification: ``*ForSequenceClassification``, when the first token goes through a dense layer
+  (tanh for BERT and RoBERTa, ReLU for DistilBERT) as in those classes, whether it sits in zoo's pooler
+  (loaded from a checkpoint) or in its head (`zoo_text.transformer.DenseHead`, built fresh: the default of a
+  new head on a base DistilBERT or RoBERTa checkpoint); a classifier built without one
+  (``pooler_dense=False``) has no transformers class;
 * feature extraction without a head: ``AutoModel``, whose ``last_hidden_state`` is zoo's
   ``forward_features`` (zoo's pooling is kept in zoo's own config).
 """
@@ -47,6 +49,17 @@ def _settings(card: ModelCard) -> dict[str, Any]:
     return {**_builder_defaults(), **card.defaults}
 
 
+def dense_in_head(settings: Mapping[str, Any]) -> bool:
+    """Whether the builder put the dense layer into the head (`DenseHead`) rather than the pooler."""
+    return bool(settings.get("pooler_dense") and settings.get("pooler_in_head") and settings.get("num_classes"))
+
+
+def _has_dense(settings: Mapping[str, Any]) -> bool:
+    """Whether the first token passes through a dense layer: in the pooler, or in a head built with the model
+    (a head added later by `zoo.finetune.reset_head` to a model built without classes is a plain Linear)."""
+    return bool(settings.get("pooler_dense")) and (not settings.get("pooler_in_head") or dense_in_head(settings))
+
+
 def model_type(card: ModelCard) -> str | None:
     """The transformers model type of the card's encoder: the checkpoint's own, else its architecture's."""
     found = card.extra.get("hf_model_type") or card.extra.get("architecture")
@@ -79,10 +92,10 @@ def refusal(card: ModelCard) -> str | None:
         return f"task {card.task!r} has no transformers class here"
     if settings.get("pooling") not in (None, "cls") or settings.get("normalize"):
         return "its classifier reads pooled features other than the first token's"
-    if not settings.get("pooler_dense") or settings.get("pooler_activation") != _POOLER_ACTIVATION[arch]:
+    if not _has_dense(settings) or settings.get("pooler_activation") != _POOLER_ACTIVATION[arch]:
         return (f"{CLASS_PREFIX[kind]}ForSequenceClassification passes the first token through a dense layer with "
                 f"{_POOLER_ACTIVATION[arch]} before the classifier, and this model has no such layer "
-                "(pooler_dense=False: a new head on a base checkpoint)")
+                "(built with pooler_dense=False, or given a plain Linear head after it was built without classes)")
     return None
 
 
@@ -158,6 +171,10 @@ def transformers_state(card: ModelCard, state: Mapping[str, Any]) -> dict[str, A
     base = "distilbert." if arch == "distilbert" else f"{arch}."
     layers_at, table = ("transformer.layer", _DISTILBERT_LAYER) if arch == "distilbert" else \
         ("encoder.layer", _BERT_LAYER)
+    expected = "head.dense.weight" if dense_in_head(_settings(card)) else "pooler.dense.weight"
+    if card.task == "text-classification" and expected not in state:
+        return (f"{CLASS_PREFIX[kind]}ForSequenceClassification passes the first token through a dense layer "
+                f"before the classifier, and this model has none at {expected.rsplit('.', 1)[0]!r}")
     out: dict[str, Any] = {}
     for key, tensor in state.items():
         renamed = _renamed(key, tensor, card.task, arch, layers_at, table)
@@ -189,15 +206,15 @@ def _renamed(key: str, tensor: Any, task: str, arch: str, layers_at: str,
             if rest.startswith(old):
                 return {prefix + new + rest[len(old):]: tensor}
         return None
-    if key.startswith("pooler.dense."):
-        rest = key[len("pooler.dense."):]
+    if key.startswith(("pooler.dense.", "head.dense.")):
+        rest = key.split(".", 2)[2]
         if arch == "bert":
             return {"pooler.dense." + rest: tensor}
         if arch == "distilbert":
             return {"pre_classifier." + rest: tensor}
         return {"classifier.dense." + rest: tensor}
     if key.startswith("head."):
-        rest = key[len("head."):]
+        rest = key[len("head.out."):] if key.startswith("head.out.") else key[len("head."):]
         if arch == "roberta" and task == "text-classification":
             return {"classifier.out_proj." + rest: tensor}
         return {"classifier." + rest: tensor}
@@ -208,4 +225,16 @@ def zoo_state(card: ModelCard, state: Mapping[str, Any]) -> dict[str, Any]:
     """A file `transformers_state` wrote, in zoo's names again."""
     kind = model_type(card)
     arch = _ARCH_OF.get(kind or "", str(card.extra.get("architecture")))
-    return convert_state_dict(state, arch, card.task)
+    renamed = convert_state_dict(state, arch, card.task)
+    if card.task != "text-classification" or not dense_in_head(_settings(card)):
+        return renamed
+    return {_into_dense_head(key): tensor for key, tensor in renamed.items()}
+
+
+def _into_dense_head(key: str) -> str:
+    """A classifier's dense and output layers in `DenseHead`'s names (``head.dense.``, ``head.out.``)."""
+    if key.startswith("pooler.dense."):
+        return "head.dense." + key[len("pooler.dense."):]
+    if key.startswith("head."):
+        return "head.out." + key[len("head."):]
+    return key

@@ -4,7 +4,8 @@ One fused QKV projection per layer and `F.scaled_dot_product_attention` over all
 at once; padding is honoured through a boolean key mask. The same module serves three
 tasks, chosen by `task`:
 
-* ``text-classification``: first-token pooling (optionally through a dense layer) -> head
+* ``text-classification``: first-token pooling (optionally through a dense layer) -> head; a dense
+  layer the checkpoint does not hold (``pooler_in_head``) is built fresh into the head (`DenseHead`)
 * ``feature-extraction``: masked mean (or first-token) pooling, optional L2 norm -> head
   (``nn.Identity`` unless a class count is given)
 * ``token-classification``: every token's hidden state -> head
@@ -226,6 +227,28 @@ class Pooler(nn.Module):
         return pooled
 
 
+class DenseHead(nn.Module):
+    """A classifier head with its own dense layer: ``out(drop(act(dense(x))))``.
+
+    transformers' DistilBERT and RoBERTa classifiers pass the first token through a dense layer that the base
+    checkpoints do not hold (``pre_classifier``, ``classifier.dense``). Built fresh, that layer belongs with the
+    output layer: it sits under the card's ``head`` path, so freezing the backbone, LoRA, layer-wise rates and
+    the feature cache (which records what the head reads: the first token's state) all treat it as the head.
+    `out` is the last Linear, the one `zoo.finetune.reset_head` replaces.
+    """
+
+    def __init__(self, hidden_size: int, num_classes: int, act: str, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.act_name = act
+        self.act = activation(act)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(self.act(self.dense(x))))
+
+
 class TextTransformer(nn.Module):
     """Encoder + pooler + head for one of `TASKS`.
 
@@ -234,6 +257,12 @@ class TextTransformer(nn.Module):
     with ``num_classes=0``, the pooled features. `forward_features` returns the last hidden
     states ``[batch, length, hidden]``. In eval mode a padded batch runs packed (see the module's
     docstring) unless ``packed_inference`` is False.
+
+    ``pooler_dense`` passes the first token through a dense layer and ``pooler_activation`` before the
+    output layer, as transformers' ``*ForSequenceClassification`` classes do. Where that layer sits follows
+    where its weights come from: in ``pooler`` when the checkpoint holds it (BERT's pre-trained pooler, a
+    fine-tuned classifier's own), in ``head`` (`DenseHead`) with ``pooler_in_head`` when it is new and must
+    train with the output layer.
     """
 
     packed_inference: bool = True
@@ -257,6 +286,7 @@ class TextTransformer(nn.Module):
         task: str = "text-classification",
         pooling: str | None = None,
         pooler_dense: bool = False,
+        pooler_in_head: bool = False,
         pooler_activation: str = "tanh",
         pooler_dropout: float = 0.0,
         normalize: bool = False,
@@ -279,10 +309,21 @@ class TextTransformer(nn.Module):
                          attention_dropout)
             for _ in range(num_layers)
         )
-        self.pooler = Pooler(pooling, hidden_size, dense=pooler_dense, act=pooler_activation,
-                             dropout=pooler_dropout, normalize=normalize)
-        self.head_drop = nn.Dropout(dropout if classifier_dropout is None else classifier_dropout)
-        self.head = nn.Linear(hidden_size, num_classes) if num_classes else nn.Identity()
+        head_dropout = dropout if classifier_dropout is None else classifier_dropout
+        # A fresh dense layer (pooler_in_head) is built into the head with the output layer; without classes there
+        # is no head, and the model returns the first token's state (what a later head reads).
+        dense_in_head = pooler_dense and pooler_in_head and num_classes > 0
+        if pooler_dense and pooling != "cls":
+            raise InvalidArgumentError("a dense pooler layer needs pooling='cls'")
+        self.pooler = Pooler(pooling, hidden_size, dense=pooler_dense and not pooler_in_head, act=pooler_activation,
+                             dropout=0.0 if pooler_in_head else pooler_dropout, normalize=normalize)
+        self.head: nn.Module
+        if dense_in_head:  # the dropout before the dense layer, then the head's own after its activation
+            self.head_drop = nn.Dropout(pooler_dropout)
+            self.head = DenseHead(hidden_size, num_classes, pooler_activation, head_dropout)
+        else:
+            self.head_drop = nn.Dropout(head_dropout)
+            self.head = nn.Linear(hidden_size, num_classes) if num_classes else nn.Identity()
         self.apply(_init_weights)
 
     def forward_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
