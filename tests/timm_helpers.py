@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from weights_models import fill_hf_cache
+from hub_cache_helpers import fill_hf_cache, safetensors_bytes, use_hub_cache
+
+__all__ = ["image_batch", "random_timm_state", "safetensors_bytes", "serve_weights", "timm", "use_hub_cache"]
 
 timm = pytest.importorskip("timm")
 
@@ -23,25 +25,6 @@ def random_timm_state(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
             else:
                 tensor.normal_(0.0, 0.2)
     return {k: v.contiguous() for k, v in model.state_dict().items()}
-
-
-def safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    from safetensors.torch import save
-
-    return save(state)
-
-
-def use_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point zoo and huggingface_hub (which timm uses) at an empty cache under `tmp_path`, offline."""
-    import huggingface_hub.constants as hf_constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir(exist_ok=True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    return cache
 
 
 def serve_weights(cache: Path, arch: str, tag: str, seed: int = 0) -> dict[str, torch.Tensor]:

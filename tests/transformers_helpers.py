@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 from conftest import REPO
-from weights_models import fill_hf_cache
+from hub_cache_helpers import serve_folder, use_hub_cache
 
 transformers = pytest.importorskip("transformers")
 
@@ -43,22 +43,8 @@ def save(model: Any, directory: Path, **extra_files: str) -> Path:
     return directory
 
 
-def serve(directory: Path, cache: Path, repo_id: str) -> None:
-    """Every file of `directory` in the local Hub cache as `repo_id`."""
-    files = {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
-    fill_hf_cache(cache, repo_id, files)
-
-
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import huggingface_hub.constants as hf_constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir(exist_ok=True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    return cache
+serve = serve_folder  # every file of a folder in the local Hub cache as a repo
+hub_cache = use_hub_cache  # zoo and huggingface_hub pointed at an empty offline cache
 
 
 def random_model(auto: str, config: Any, seed: int = 0) -> Any:
