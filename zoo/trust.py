@@ -1,10 +1,10 @@
 """The trust rule: zoo imports only code that an installed plugin's card names.
 
 A card names code as ``"package.module:function"`` strings: its builder, its weights' key maps and
-converters in ``extra`` (such as ``hf_config_to_kwargs``). Cards come from plugins the user
-installed, so those strings are trusted. Files a user downloads or receives (a saved model's
-``config.json``, a Hub repo, a checkpoint) are data: a string in them is imported only if a
-registered card names the same code. Everything that turns a string into an import in zoo goes
+converters and readers in ``extra`` (such as ``hf_config_to_kwargs`` and ``saved_folder_reader``).
+Cards come from plugins the user installed, so those strings are trusted. Files a user downloads or
+receives (a saved model's ``config.json``, a Hub repo, a checkpoint) are data: a string in them is
+imported only if a registered card names the same code. Everything that turns a string into an import in zoo goes
 through `check_registered` first.
 """
 from __future__ import annotations
