@@ -21,6 +21,7 @@ from .catalog import (
     checkpoint_defaults,
     layer_groups,
 )
+from .hf_checkpoints import card_extra
 
 FAMILY = {"bert": "bert", "distilbert": "bert", "roberta": "bert"}
 # zoo.create(name, drop_rate=...): the dropout of the embeddings and every layer (and of the head, unless a
@@ -78,7 +79,7 @@ def generic_card(arch: str, model_types: tuple[str, ...], task: str) -> zoo.Mode
         defaults=defaults, input=zoo.TextInput(max_length=512),
         head="head", layer_groups=layer_groups(None), num_features=GENERIC_SHAPE[arch]["hidden_size"],
         extra={"architecture": arch, "lora_targets": LORA_TARGETS, "hf_model_types": list(model_types), **INTERCHANGE,
-               "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config",
+               "hf_config_to_kwargs": f"{KEYS_MODULE}:{arch}_{suffix}_config", **card_extra(arch),
                "hf_key_map": f"{KEYS_MODULE}:{arch}_{suffix}_keys", "hf_layer_groups": HF_LAYER_GROUPS,
                **({"sentence_poolings": SENTENCE_POOLINGS} if task == "feature-extraction" else {})},
         create_options=CREATE_OPTIONS,

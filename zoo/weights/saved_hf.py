@@ -51,8 +51,6 @@ TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 POSITIONS_AFTER_PADDING = "hf_positions_after_padding"
 """The card ``extra`` key (true) of a family whose checkpoints number positions from ``pad_token_id + 1`` (RoBERTa's
 scheme), so that ``pad_token_id + 1`` rows of the position table are never used by a token."""
-# Until the text family's generic RoBERTa cards declare `POSITIONS_AFTER_PADDING`: the model types they build.
-_UNDECLARED_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert")
 _UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
 _TOKENIZER_CONFIG_LIMIT = 4 * 1024 * 1024
 
@@ -180,12 +178,9 @@ def transformers_card(config: Mapping[str, Any], where: Path, *, task: str | Non
                                input=_text_input_within(card, config, where.parent))
 
 
-def positions_after_padding(card: ModelCard, model_type: str) -> bool:
+def positions_after_padding(card: ModelCard) -> bool:
     """Whether the card's checkpoints number positions from ``pad_token_id + 1`` (`POSITIONS_AFTER_PADDING`)."""
-    declared = card.extra.get(POSITIONS_AFTER_PADDING)
-    if declared is None:  # a card from before the key: the model types such cards were known to build
-        return model_type in _UNDECLARED_POSITIONS_AFTER_PADDING
-    return declared is True
+    return card.extra.get(POSITIONS_AFTER_PADDING) is True
 
 
 def _text_input_within(card: ModelCard, config: Mapping[str, Any], directory: Path) -> Any:
@@ -202,7 +197,7 @@ def _text_input_within(card: ModelCard, config: Mapping[str, Any], directory: Pa
     if positions is not None:
         pad = config.get("pad_token_id")
         pad = pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1
-        offset = pad + 1 if positions_after_padding(card, str(config.get("model_type"))) else 0
+        offset = pad + 1 if positions_after_padding(card) else 0
         if positions > offset:
             limits.append(positions - offset)
     tokenizer_limit = _length(_tokenizer_config(directory).get("model_max_length"))
