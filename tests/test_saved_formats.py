@@ -87,6 +87,20 @@ def test_a_plugins_folder_format_loads_with_its_weights_and_imports_its_reader_o
                                    + state["body.bias"] @ state["fc.weight"].T + state["fc.bias"])
 
 
+def test_a_format_may_be_marked_by_any_key_and_a_config_of_no_known_format_is_refused(site, tmp_path):
+    lens = {k: v.replace('"architecture"', '"lens_arch"') for k, v in LENS.items()}
+    site("lens-zoo", {"lens": "lens_plugin:register"}, lens)
+    lens_folder(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["lens_arch"] = config.pop("architecture")
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    assert zoo.get_card(f"local-dir:{tmp_path / 'ckpt'}").defaults["width"] == 5
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({"hidden": 3}))
+    with pytest.raises(WeightsError, match=r"its keys: 'hidden'.*key 'architecture' \(zoo_timm\.folder\), "
+                                           r"key 'lens_arch' \(lens_plugin\.folder\)"):
+        zoo.get_card(f"local-dir:{tmp_path / 'ckpt'}")
+
+
 def test_a_reader_cannot_make_the_folder_choose_code_no_plugin_registered(lens, monkeypatch, tmp_path):
     monkeypatch.setenv("ZOO_PLUGINS_BLOCK", "timm")
     lens_folder(tmp_path / "ckpt", builder="os:system")

@@ -78,7 +78,9 @@ def read_config(directory: Path) -> dict[str, Any]:
 
 
 def open_saved(name: str, *, token: str | bool | None = None) -> tuple[Path, dict[str, Any]]:
-    """The folder of a ``local-dir:``/``hf-hub:`` name and its config, refused if it ships code of its own."""
+    """The folder of a ``local-dir:``/``hf-hub:`` name and its config, refused if it ships code of its own.
+
+    Which format the config is, and the error for one no installed plugin reads, is `zoo.weights.saved`'s."""
     directory = saved_directory(name, token=token)
     config = read_config(directory)
     where = directory / CONFIG_NAME
@@ -87,7 +89,4 @@ def open_saved(name: str, *, token: str | bool | None = None) -> tuple[Path, dic
             f"{where} ships its own model code (auto_map: {config['auto_map']!r}); zoo never imports code "
             "from a model folder or Hub repo. Load it with transformers' trust_remote_code=True only after "
             "reading that code, or use a checkpoint of a model type an installed family supports.")
-    if "zoo" not in config and "model_type" not in config and "architecture" not in config:
-        raise WeightsError(f"{where} is neither a zoo config (key 'zoo'), a transformers config (key 'model_type') "
-                           "nor a timm config (key 'architecture')")
     return directory, config
