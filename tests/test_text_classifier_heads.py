@@ -176,8 +176,6 @@ def test_a_plain_head_added_later_keeps_zoo_names_and_says_why(tmp_path):
         assert torch.equal(zoo.create(f"local-dir:{tmp_path / 'saved'}").eval()(ids, mask), model(ids, mask))
 
 
-@pytest.mark.xfail(strict=True, reason="zoo.weights.pretrained builds a head-less checkpoint's model without classes "
-                                       "and zoo.finetune.reset_head then adds a plain Linear head")
 def test_the_distilbert_ft_recipe_gets_the_dense_head(tmp_path, monkeypatch):
     cache = tmp_path / "hub"
     cache.mkdir()

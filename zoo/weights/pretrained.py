@@ -30,6 +30,10 @@ def pretrained_plan(card: ModelCard, tag: str, builder_kwargs: dict[str, Any], *
             head_optional = True
         else:
             builder_kwargs["num_classes"] = weights.num_classes
+    elif takes_classes and num_classes and card.head:
+        # head-less weights (a base encoder): the builder makes the head asked for, as with pretrained=False,
+        # so a family whose head is more than one layer (a dense layer before the output) gets all of it fresh
+        builder_kwargs["num_classes"] = num_classes
     kind = parse_source(weights).kind
     try:
         state = read_state_dict(path)
