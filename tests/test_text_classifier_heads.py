@@ -188,3 +188,57 @@ def test_the_distilbert_ft_recipe_gets_the_dense_head(tmp_path, monkeypatch):
     dense = dense_state(model)
     fit(model, labelled(0), epochs=1, batch_size=12, lr=1e-2, **QUIET)
     assert all(not torch.equal(dense[k], v) for k, v in model.head.dense.state_dict().items())
+
+
+BASE_FOLDERS = {  # checkpoints without a trained classifier: (transformers class suffix, pad id, its dense layer)
+    "distilbert": ("Model", 0, "pre_classifier"),
+    "roberta": ("Model", 1, "classifier.dense"),
+    "bert": ("ForMaskedLM", 0, "bert.pooler.dense"),  # saved without BERT's pooler
+}
+
+
+def base_folder(arch, directory, **overrides):
+    kind, _, _ = BASE_FOLDERS[arch]
+    tiny_hf_model(arch, kind, **overrides).save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("arch", list(BASE_FOLDERS))
+def test_a_base_checkpoint_folder_gets_the_fresh_dense_layer_in_the_head(arch, tmp_path):
+    folder = base_folder(arch, tmp_path / "base")
+    model = zoo.create(f"local-dir:{folder}", task="text-classification", num_classes=3, freeze="backbone")
+    assert model.pooler.dense is None and model.head.out.out_features == 3
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"head.dense.weight", "head.dense.bias", "head.out.weight", "head.out.bias"}
+    assert zoo.card_of(model).defaults["pooler_in_head"] is True
+    features = zoo.create(f"local-dir:{folder}", task="text-classification", num_classes=0).eval()
+    ids, mask = padded_batch(120, BASE_FOLDERS[arch][1])
+    with torch.no_grad():  # no classes: the first token's state, which the fresh dense layer reads
+        assert torch.equal(features(ids, mask), features.forward_features(ids, mask)[:, 0])
+
+
+@pytest.mark.parametrize("arch", ["distilbert", "roberta"])
+def test_a_fine_tune_of_a_base_checkpoint_folder_loads_in_transformers(arch, tmp_path):
+    _, pad, hf_name = BASE_FOLDERS[arch]
+    model = zoo.create(f"local-dir:{base_folder(arch, tmp_path / 'base')}", task="text-classification",
+                       num_classes=3)
+    dense = dense_state(model)
+    fit(model, labelled(pad), epochs=1, batch_size=12, lr=1e-2, strategy="no_freeze", **QUIET)  # one step
+    assert all(not torch.equal(dense[k], v) for k, v in model.head.dense.state_dict().items())
+    zoo.save_pretrained(model.eval(), tmp_path / "saved")
+    loaded = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved").eval()
+    assert torch.equal(loaded.get_submodule(hf_name).weight, model.head.dense.weight)
+    ids, mask = padded_batch(120, pad)
+    with torch.no_grad():
+        expected = model(ids, mask)
+        assert expected.shape == (3, 3)
+        assert (loaded(input_ids=ids, attention_mask=mask).logits - expected).abs().max().item() <= 1e-5
+        assert torch.equal(zoo.create(f"local-dir:{tmp_path / 'saved'}").eval()(ids, mask), expected)
+
+
+def test_the_generic_cards_build_a_fresh_head_with_its_dense_layer():
+    for name in ("distilbert_classifier", "roberta_classifier"):
+        model = zoo.create(name, num_classes=2, **TINY, num_layers=2)
+        assert model.pooler.dense is None and model.head.out.out_features == 2
+    bert = zoo.create("bert_classifier", num_classes=2, **TINY, num_layers=2)
+    assert bert.pooler.dense is not None and isinstance(bert.head, torch.nn.Linear)

@@ -127,15 +127,12 @@ def classifier_pooler(ckpt: Checkpoint) -> dict[str, Any]:
     """How a first-token classifier's dense layer is built: loaded where the checkpoint holds one (BERT's
     pooler, a fine-tuned classifier's), fresh in the head otherwise.
 
-    A card without a repo of its own builds whatever checkpoint it is given, and the checkpoint's config
-    decides (``zoo_text.hf_checkpoints``); built without one, it keeps the base checkpoint's layout.
+    A card without a repo of its own (a generic card) is built for a fresh head, from scratch or on a base
+    checkpoint; given a checkpoint, the checkpoint's config decides (``zoo_text.hf_checkpoints``).
     """
-    if not ckpt.repo:
-        settings: dict[str, Any] = {"pooler_dense": BASE_POOLER[ckpt.arch]}
-    else:
-        held = BASE_POOLER[ckpt.arch] or ckpt.labels is not None
-        settings = {"pooler_dense": True, "pooler_in_head": not held}
-    if ckpt.arch == "roberta" and settings["pooler_dense"]:
+    held = BASE_POOLER[ckpt.arch] or ckpt.labels is not None
+    settings: dict[str, Any] = {"pooler_dense": True, "pooler_in_head": not held}
+    if ckpt.arch == "roberta":
         settings["pooler_dropout"] = 0.1  # RobertaClassificationHead's dropout before its dense layer
     return settings
 

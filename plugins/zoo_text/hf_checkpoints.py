@@ -166,10 +166,15 @@ def config_to_kwargs(config: Mapping[str, Any], arch: str, task: str) -> dict[st
     kwargs["task"] = task
     kwargs["classifier_dropout"] = head_dropout
     architectures = tuple(config.get("architectures") or ())
-    kwargs["num_classes"] = _num_labels(config) if _has_task_head(architectures, task) else 0
+    trained = _has_task_head(architectures, task)
+    kwargs["num_classes"] = _num_labels(config) if trained else 0
     if task == "text-classification":
         kwargs["pooling"] = "cls"
-        kwargs.update(_classifier_pooler(arch, architectures, kwargs["dropout"]))
+        kwargs.update(_classifier_pooler(arch, architectures, head_dropout))
+        if kwargs.get("pooler_in_head"):
+            # a fresh dense layer lives in the head, so the head is built whole (the config's label count, as
+            # transformers builds it); num_classes=N then replaces only its output layer, 0 removes it
+            kwargs["num_classes"] = _num_labels(config)
     return kwargs
 
 
@@ -194,17 +199,25 @@ def _has_task_head(architectures: tuple[str, ...], task: str) -> bool:
 
 
 def _classifier_pooler(arch: str, architectures: tuple[str, ...], dropout: float) -> dict[str, Any]:
-    """How the first token reaches the head, as the checkpoint's own classifier does it."""
-    trained_head = _has_task_head(architectures, "text-classification")
+    """How the first token reaches the head, as transformers' ``*ForSequenceClassification`` of `arch` does it.
+
+    The dense layer before the output layer loads where the checkpoint holds it (BERT's pre-trained pooler, a
+    fine-tuned classifier's own) and sits in the pooler. Where the checkpoint holds none (a base DistilBERT or
+    RoBERTa, a BERT saved without its pooler) it is built fresh into the head (``pooler_in_head``), so it trains
+    wherever the head trains and a fine-tune loads in ``AutoModelForSequenceClassification``.
+    """
+    held = _has_task_head(architectures, "text-classification")
     if arch == "bert":
         # BERT's pooler is pre-trained (next-sentence task) and kept by most saved models.
         without = ("ForMaskedLM", "ForTokenClassification", "ForQuestionAnswering", "ForCausalLM")
-        has_pooler = not any(a.endswith(without) for a in architectures)
-        return {"pooler_dense": has_pooler, "pooler_activation": "tanh"}
+        held = held or not any(a.endswith(without) for a in architectures)
+    settings: dict[str, Any] = {"pooler_dense": True, "pooler_in_head": not held}
     if arch == "distilbert":
-        return {"pooler_dense": trained_head, "pooler_activation": "relu"}
-    return {"pooler_dense": trained_head, "pooler_activation": "tanh",
-            "pooler_dropout": dropout if trained_head else 0.0}
+        return {**settings, "pooler_activation": "relu"}
+    if arch == "bert":
+        return {**settings, "pooler_activation": "tanh"}
+    # RobertaClassificationHead: dropout, dense, tanh, dropout, out_proj (its classifier dropout both times)
+    return {**settings, "pooler_activation": "tanh", "pooler_dropout": dropout}
 
 
 def _check(arch: str, task: str) -> None:
