@@ -8,6 +8,7 @@ tokenizer, image-processor or feature-extractor JSON files.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ import zoo
 
 from .build import build_model, make_config
 from .inputs import audio_settings, image_input, text_input
-from .keys import FIT_LAYOUT
-from .structure import Structure, head_path, positions_after_padding, structure
+from .keys import FIT_LAYOUT, fit_to_model
+from .structure import Structure, covering_head, fresh_parameters, head_path, positions_after_padding, structure
 from .tasks import CLASSIFICATION_TASKS, check_task, modality_of, trained_task
 
 FAMILY = "transformers"
@@ -59,7 +60,8 @@ def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path
             spec = dataclasses.replace(spec, max_length=sentence["max_seq_length"])
         if task == "feature-extraction":
             defaults.setdefault("pooling", "mean")
-    derived = derive(defaults, trained_head=trained == task)
+    held = stored_keys(directory) if task in CLASSIFICATION_TASKS else None
+    derived = derive(defaults, trained_head=trained == task, stored=held)
     defaults["num_layers"] = derived["num_layers"]
     extra = {k: v for k, v in card.extra.items() if k not in ("hf_model_types", "hf_card")}
     extra.update(derived["extra"])
@@ -70,15 +72,38 @@ def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path
         num_classes=derived["num_classes"], feature_stages=derived["feature_stages"], extra=extra)
 
 
-def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]:
-    """Card fields read off the model `defaults` build (built on the meta device)."""
+def stored_keys(directory: Path) -> set[str] | None:
+    """The tensor names of the folder's safetensors weights, read from the file headers (no tensor is read);
+    None for a folder without them (a pickled ``pytorch_model.bin`` is not opened for this)."""
+    from safetensors import safe_open
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        return set(weight_map) if isinstance(weight_map, dict) else None
+    single = directory / "model.safetensors"
+    if not single.is_file():
+        return None
+    with safe_open(str(single), framework="pt") as fh:
+        return set(fh.keys())
+
+
+def derive(defaults: Mapping[str, Any], *, trained_head: bool, stored: set[str] | None = None) -> dict[str, Any]:
+    """Card fields read off the model `defaults` build (built on the meta device).
+
+    A classifier's head is the smallest module holding its output layer and every parameter the checkpoint
+    does not hold (`stored`: the checkpoint's tensor names; without them, everything outside the encoder
+    unless the checkpoint has a trained head), so a fresh dense layer or pooler trains with the head.
+    """
     task = defaults["task"]
     kwargs = {k: v for k, v in defaults.items() if k != "num_layers"}
     with torch.device("meta"):
         model = build_model(**kwargs)
     inner = model.transformers_model
     hf_config = inner.config
-    head = head_path(inner, task, hf_config) if task in CLASSIFICATION_TASKS else "head"
+    head = "head"
+    if task in CLASSIFICATION_TASKS:
+        head = covering_head(model, head_path(inner, task, hf_config), _fresh(model, stored, trained_head))
     found = structure(model, head)
     key_args = {"task": task, "config": defaults["config"]}
     classes = 0 if task == "feature-extraction" else (
@@ -92,6 +117,18 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool) -> dict[str, Any]
             "num_features": width, "num_classes": classes, "extra": extra,
             "positions_after_padding": positions_after_padding(inner),
             "feature_stages": feature_stages(model, found, hf_config)}
+
+
+def _fresh(model: Any, stored: set[str] | None, trained_head: bool) -> list[str]:
+    """The parameters the checkpoint leaves to a fresh initialisation (see `derive`)."""
+    inner = model.transformers_model
+    expected = set(model.state_dict())
+    if stored is not None:
+        return fresh_parameters(model, set(fit_to_model(dict.fromkeys(stored), inner, expected)))
+    if trained_head:
+        return []
+    prefix = getattr(inner, "base_model_prefix", "") or ""
+    return [name for name, _ in model.named_parameters() if not name.startswith(prefix + ".")]
 
 
 def feature_stages(model: Any, found: Structure, hf_config: Any) -> list[dict[str, Any]]:

@@ -35,6 +35,36 @@ def head_path(inner: nn.Module, task: str, hf_config: Any) -> str:
     return found[-1]
 
 
+def covering_head(model: nn.Module, output: str, fresh: list[str]) -> str:
+    """The smallest module holding the output layer and every fresh parameter (one the checkpoint does not
+    hold: a new dense layer before the output layer), so the fresh ones train wherever the head trains.
+
+    Where only the whole model holds them all (a fresh pooler beside the classifier, not inside it), the output
+    layer is returned: a head path names one module, and the whole model is no head.
+    """
+    common = output.split(".")
+    for name in fresh:
+        parts = name.split(".")[:-1]  # the module holding the parameter
+        depth = 0
+        while depth < min(len(common), len(parts)) and common[depth] == parts[depth]:
+            depth += 1
+        common = common[:depth]
+    found = ".".join(common)
+    if not found:
+        return output
+    model.get_submodule(found)  # a module, not a parameter's prefix only
+    return found
+
+
+def fresh_parameters(model: nn.Module, loaded: set[str]) -> list[str]:
+    """Names of the parameters of `model` that `loaded` (the state-dict keys a checkpoint fills) leaves out;
+    a tied parameter counts as loaded when any of its names is."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return [group[0] for group in names.values() if not any(name in loaded for name in group)]
+
+
 def _param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
