@@ -97,8 +97,6 @@ def test_the_feature_cache_is_taken_before_the_fresh_dense_layer(family, tmp_pat
         torch.testing.assert_close(runs["live"][key], value, atol=1e-5, rtol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="TransformersModel.forward returns every token's state once the whole "
-                                       "classification head is removed; it should return the first token's")
 def test_no_classes_on_a_base_checkpoint_gives_the_first_tokens_state(family, tmp_path):
     folder = base_folder("electra", tmp_path / "base")
     model = family.create(f"local-dir:{folder}", task="text-classification", num_classes=0).eval()

@@ -95,7 +95,12 @@ class TransformersModel(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         inputs = self._inputs(*args, **kwargs)
         if self.task != "feature-extraction":
-            return self.transformers_model(**inputs, return_dict=True).logits
+            logits = self.transformers_model(**inputs, return_dict=True).logits
+            if self.task == "text-classification" and logits.dim() == 3:
+                # the whole classification head (RoBERTa-style: dense, activation, output layer) was removed
+                # (num_classes=0): what it read is every token's state, and it pooled the first token's
+                return logits[:, 0]
+            return logits
         return self._modules["head"](self.forward_pooled(*args, **kwargs))
 
     def forward_pooled(self, *args: Any, **kwargs: Any) -> torch.Tensor:
