@@ -1,9 +1,14 @@
-"""sha256 checks of weight files, with a stamp so a verified file is not hashed on every load.
+"""sha256 checks of weight files, with a record so a verified file is not hashed on every load.
 
 A card gives the full hex digest or a prefix of it (torchvision puts an 8-digit prefix in its
-file names, ``resnet18-f37072fd.pth``). A file that passed is remembered by path, size and
-modification time under ``$ZOO_CACHE/verified`` (default ``~/.cache/zoo``); any change to the
-file (a truncation, a new download) hashes it again.
+file names, ``resnet18-f37072fd.pth``). The digest of a file that was hashed is recorded under
+``$ZOO_CACHE/verified`` (default ``~/.cache/zoo``), keyed by the file's real path and stamped with
+its device, inode, size, and modification and change times. The record is used only while all of
+them are unchanged: writing to the file (which moves its change time, even when its size and
+modification time are put back), replacing it, or moving another file there hashes it again. A
+file changed within the last seconds before it was hashed is not recorded (its times may not yet
+show a write that follows in the same clock tick), nor one that changed while it was hashed; a
+damaged record only costs a re-hash.
 """
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 from ..errors import WeightsError
 from ..files import write_text_atomic, zoo_cache_dir
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
-_CHUNK = 1 << 22
+SETTLED_NS = 2_000_000_000
+"""A file whose change time is this recent when it is hashed is not recorded (coarse file-system clocks)."""
 
 
 def hash_from_filename(filename: str) -> str | None:
@@ -32,11 +39,8 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 def file_hasher(path: str | os.PathLike[str]) -> hashlib._Hash:
     """A sha256 object fed with the file's bytes, to go on with the bytes still to come (a resumed download)."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest
+        return hashlib.file_digest(f, "sha256")  # reads into one reused buffer: no copy per chunk
 
 
 def _stamp_path(path: Path) -> Path:
@@ -46,7 +50,8 @@ def _stamp_path(path: Path) -> Path:
 
 def _file_identity(path: Path) -> dict[str, str | int]:
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+    return {"path": str(path.resolve()), "device": st.st_dev, "inode": st.st_ino, "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
 
 
 def _stamped_digest(path: Path) -> str | None:
@@ -64,12 +69,33 @@ def _stamped_digest(path: Path) -> str | None:
 
 
 def remember_verified(path: Path, digest: str) -> None:
-    """Stamp `path` as having sha256 `digest`, so `check_file` does not hash it again while it is unchanged."""
-    target = _stamp_path(path)
+    """Stamp `path` as having sha256 `digest`, so `check_file` does not hash it again while it is unchanged.
+
+    For a caller that knows the file holds exactly the bytes it hashed (a download it has just written
+    and renamed into place); `file_sha256` records what it hashes itself.
+    """
+    _record(path, _file_identity(path), digest)
+
+
+def _record(path: Path, identity: dict[str, str | int], digest: str) -> None:
     try:
-        write_text_atomic(target, json.dumps({**_file_identity(path), "sha256": digest}))
+        write_text_atomic(_stamp_path(path), json.dumps({**identity, "sha256": digest}))
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of `path`: its record while the file is unchanged, else hashed now (and recorded)."""
+    path = Path(path)
+    stamped = _stamped_digest(path)
+    if stamped is not None:
+        return stamped
+    before = _file_identity(path)
+    digest = sha256_of(path)
+    settled = time.time_ns() - int(before["ctime_ns"]) >= SETTLED_NS
+    if settled and _file_identity(path) == before:
+        _record(path, before, digest)
+    return digest
 
 
 def check_digest(digest: str, sha256: str | None, *, what: str, where: str, size: int) -> None:
@@ -93,9 +119,4 @@ def check_file(path: Path, *, sha256: str | None, file_size: int | None = None, 
         )
     if not sha256:
         return
-    stamped = _stamped_digest(path)
-    if stamped is not None and stamped.startswith(sha256):
-        return
-    digest = sha256_of(path)
-    check_digest(digest, sha256, what=what, where=str(path), size=actual_size)
-    remember_verified(path, digest)
+    check_digest(file_sha256(path), sha256, what=what, where=str(path), size=actual_size)
