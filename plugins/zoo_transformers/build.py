@@ -9,6 +9,7 @@ from typing import Any
 
 import zoo
 
+from .lean import building
 from .tasks import AUTO_CLASSES, CLASSIFICATION_TASKS, INSTALL_HINT, check_task, modality_of
 
 # Keys zoo writes into a saved config.json beside transformers' own; never passed to transformers.
@@ -53,10 +54,8 @@ def plain(value: Any) -> Any:
 
 def hub_config(repo: str) -> dict[str, Any]:
     """config.json of a Hub repo, through huggingface_hub's cache (honours ``HF_HUB_OFFLINE``)."""
-    from huggingface_hub import hf_hub_download
-
     try:
-        path = hf_hub_download(repo, "config.json")
+        path = hub_file(repo, "config.json")
     except Exception as exc:  # noqa: BLE001 - offline, missing or refused: one clear message
         raise zoo.WeightsError(f"cannot read config.json of hf-hub:{repo}: {type(exc).__name__}: {exc}. Connect "
                                "to the Hub once (or unset HF_HUB_OFFLINE) so the file is cached") from None
@@ -69,12 +68,24 @@ def hub_config(repo: str) -> dict[str, Any]:
 
 def hub_folder(repo: str, filename: str) -> Path | None:
     """The cached snapshot folder holding `filename` of a Hub repo, or None where the repo has no such file."""
-    from huggingface_hub import hf_hub_download
-
     try:
-        return Path(hf_hub_download(repo, filename)).parent
+        return Path(hub_file(repo, filename)).parent
     except Exception:  # noqa: BLE001 - an optional file: absent, offline and uncached, or refused
         return None
+
+
+def hub_file(repo: str, filename: str) -> str:
+    """A small file of a Hub repo: the copy in the Hugging Face cache (the snapshot ``main`` points at, which
+    fetching the weights has just brought up to date), else downloaded.
+
+    Reading the cache first keeps creation off the network and spares huggingface_hub's HTTP client, which it
+    sets up even in offline mode (tens of milliseconds, on every creation)."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo, filename)
+    if isinstance(cached, str):
+        return cached
+    return str(hf_hub_download(repo, filename))
 
 
 def build_model(*, task: str, config: Mapping[str, Any] | None = None, repo: str | None = None,
@@ -120,11 +131,9 @@ def build_model(*, task: str, config: Mapping[str, Any] | None = None, repo: str
         else:
             hf_config.num_labels = head_classes
     auto = getattr(transformers, AUTO_CLASSES[(task, modality)])
-    if task == "feature-extraction":
-        inner = auto.from_config(hf_config, add_pooling_layer=False) if _takes_pooling_layer(hf_config) \
-            else auto.from_config(hf_config)
-    else:
-        inner = auto.from_config(hf_config)
+    options = {"add_pooling_layer": False} if task == "feature-extraction" and _takes_pooling_layer(hf_config) else {}
+    with building(transformers):
+        inner = auto.from_config(hf_config, **options)
     width = feature_width(hf_config)
     model = TransformersModel(inner, task=task, modality=modality, pooling=pooling, normalize=normalize,
                               num_classes=num_classes or 0 if task == "feature-extraction" else 0,
