@@ -453,7 +453,8 @@ class ModelCard(_PlainData):
     aliases: Sequence[str] = ()
     """Other names that find this card."""
     extra: Mapping[str, Any] = field(default_factory=dict)
-    """Family-specific data (JSON values), e.g. ``lora_targets``, ``builder_weights``."""
+    """Family-specific data (JSON values), e.g. ``lora_targets``, ``builder_weights``; ``head_companions``: module
+    paths built fresh with the head but beside it (a pooler), loaded, frozen and trained as the head is."""
     recipe: Recipe | None = None
     """The recipe a card was derived from; set by zoo."""
     feature_stages: Sequence[FeatureStage] = ()

@@ -24,7 +24,9 @@ elsewhere (features are stored as fp32). fp32 features equal the eager ones with
 they are usually identical); bf16 ones are within bf16 rounding, and their precision is part of the key.
 
 Reuse is only correct when the backbone is frozen (BatchNorm policy ``"frozen"``) and the
-preprocessing has no randomness; the caller decides that. Training the head on the
+preprocessing has no randomness; the caller decides that. A model whose head has companions that train
+(modules built fresh beside it, `zoo.head_companions`) cannot use the cache: what the head reads is their
+output, which changes as they train (`training_companions` names them). Training the head on the
 result is ``head(features[i])``, exactly what the full model computes in eval mode.
 
 Cache directory: ``$ZOO_CACHE/features``, else ``$XDG_CACHE_HOME/zoo/features``, else
@@ -50,6 +52,7 @@ from ..cards import card_of
 from ..errors import ZooError
 from ..features import num_intermediates, pooled_intermediates, take_indices
 from ..files import atomic_path, zoo_cache_dir
+from ..head_companions import head_companions, within
 from ..speed import autocast, model_device, resolve_precision, wants_channels_last
 from ._select import under
 from .heads import get_head
@@ -363,6 +366,14 @@ def _stack(features: list[torch.Tensor]) -> torch.Tensor:
         raise ZooError(f"features of different shapes cannot be cached together ({exc}); "
                        "pad inputs to one length") from None
     return stacked.clone()  # outside inference mode, so a head can train on it
+
+
+def training_companions(model: nn.Module) -> list[str]:
+    """The head's companions (`zoo.head_companions`) that hold trainable parameters: while any does, features
+    recorded before the head would be features of layers that are still training."""
+    companions = head_companions(card_of(model))
+    trainable = [name for name, param in model.named_parameters() if param.requires_grad]
+    return [path for path in companions if any(within(name, [path]) for name in trainable)]
 
 
 def cache_key(model: nn.Module, *, data: Any, preprocessing: Any = None, layers: Sequence[int] | None = None,

@@ -2,7 +2,8 @@
 
 `freeze(model, spec)` makes the parts `spec` names frozen and everything else trainable:
 
-- ``"backbone"`` (or ``True``): all but the card's head;
+- ``"backbone"`` (or ``True``): all but the card's head and the modules built fresh beside it
+  (``extra["head_companions"]``, see `zoo.head_companions`);
 - an integer ``n``: the first ``n`` layer groups of the card (fastai's ``freeze_to``;
   ``-1`` freezes all groups but the last);
 - name patterns (a string or a list; shell wildcards over module and parameter names).
@@ -30,6 +31,7 @@ from torch import nn
 
 from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
+from ..head_companions import head_parts, within
 from ._select import as_patterns, examples, matches, under
 from .groups import assign_groups
 from .options import BN_POLICIES
@@ -131,13 +133,13 @@ def _selector(model: nn.Module, spec: FreezeSpec) -> Callable[[str], bool]:
     names = [n for n, _ in model.named_parameters()]
     chosen: Callable[[str], bool]
     if spec is True or spec == "backbone":
-        head = card.head
-        if not head:
+        if not card.head:
             raise ZooError(f"model {card.name!r} declares no head in its card, so 'backbone' is undefined; "
                            "freeze by layer-group count or by name patterns instead")
+        trained = head_parts(card)
 
         def chosen(name: str) -> bool:
-            return not under(name, head)
+            return not within(name, trained)
     elif isinstance(spec, int) and not isinstance(spec, bool):
         prefixes, index = assign_groups(model)
         count = spec + len(prefixes) if spec < 0 else spec

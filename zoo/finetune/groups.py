@@ -1,7 +1,8 @@
 """Layer groups (from the card) and optimizer parameter groups over all of them.
 
 `layer_groups` splits a model's parameters into the card's ``layer_groups``, input side
-first, with the head last. `param_groups` builds optimizer groups over *every* parameter,
+first, with the head last; the modules built fresh beside the head (``extra["head_companions"]``)
+are in the head's group. `param_groups` builds optimizer groups over *every* parameter,
 trainable or not, so a later `unfreeze` only flips ``requires_grad``: frozen parameters
 have no gradient and the optimizer skips them until then.
 """
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
+from ..head_companions import head_companions, within
 from ._select import examples, matches_any, under
 
 NORM_TYPES: tuple[type, ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -24,13 +26,16 @@ if hasattr(nn, "RMSNorm"):
 def group_prefixes(model: nn.Module) -> list[str]:
     """The card's layer-group prefixes, checked against the model, with the head last.
 
-    Without ``layer_groups`` on the card each top-level child holding parameters is a group.
+    Without ``layer_groups`` on the card each top-level child holding parameters is a group. A group inside
+    one of the head's companions is left out: they belong to the head's group.
     """
     card = card_of(model)
     modules = dict(model.named_modules())
     prefixes = list(card.layer_groups)
     if not prefixes:
         prefixes = [name for name, child in model.named_children() if any(True for _ in child.parameters())]
+    companions = head_companions(card) if card.head else []
+    prefixes = [p for p in prefixes if not within(p, companions)]
     missing = [p for p in prefixes if p not in modules]
     if missing:
         raise ZooError(f"model {card.name!r}: its card's layer_groups name {missing}, which the model does not "
@@ -44,19 +49,30 @@ def group_prefixes(model: nn.Module) -> list[str]:
 def assign_groups(model: nn.Module) -> tuple[list[str], dict[str, int]]:
     """Each parameter name -> index of its layer group.
 
-    A parameter belongs to the group whose prefix is its longest enclosing module; one outside
-    every group (a position embedding, say) joins the group of the parameter before it, or the
-    first group.
+    A parameter belongs to the group whose prefix is its longest enclosing module; one inside a
+    companion of the head to the head's group; one outside every group (a position embedding, say)
+    joins the group of the parameter before it, or the first group.
     """
     prefixes = group_prefixes(model)
+    card = card_of(model)
+    companions = head_companions(card) if card.head else []
+    head_group = _owner(str(card.head), prefixes) if companions else None
     index: dict[str, int] = {}
     previous = 0
     for name, _ in model.named_parameters():
-        owners = [i for i, p in enumerate(prefixes) if under(name, p)]
-        if owners:
-            previous = max(owners, key=lambda i: len(prefixes[i]))
+        if head_group is not None and within(name, companions):
+            index[name] = head_group
+            continue
+        owner = _owner(name, prefixes)
+        previous = owner if owner is not None else previous
         index[name] = previous
     return prefixes, index
+
+
+def _owner(name: str, prefixes: list[str]) -> int | None:
+    """Index of the longest prefix enclosing `name`."""
+    owners = [i for i, p in enumerate(prefixes) if under(name, p)]
+    return max(owners, key=lambda i: len(prefixes[i])) if owners else None
 
 
 def layer_groups(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:

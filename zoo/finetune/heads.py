@@ -3,6 +3,9 @@
 `reset_head` swaps the classification layer for one of a new size. When the module at
 the head path is a container (``Sequential(Dropout, Linear)``), only its last Linear or
 convolution is replaced, so dropout and pooling inside the head stay as the model had them.
+The modules built fresh beside the head (``extra["head_companions"]``) stay for a new head and train
+with it; with no head (``num_classes=0``) they become ``nn.Identity`` too, so the features returned are
+what they read, not the output of layers nothing trained.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from torch import nn
 from ..arguments import checked_num_classes
 from ..cards import attach_card, card_of
 from ..errors import InvalidArgumentError, ZooError
+from ..head_companions import HEAD_COMPANIONS, head_companions
 from ._select import examples
 
 _OUTPUT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -63,7 +67,12 @@ def reset_head(model: nn.Module, num_classes: int, head: str | None = None) -> n
     if num_classes == 0:
         new = nn.Identity()
         model.set_submodule(path, new)
-        attach_card(model, dataclasses.replace(card, num_classes=0, num_features=num_features))
+        companions = _remove_companions(model, head_companions(card))
+        built = getattr(model, "num_features", None)
+        if companions and isinstance(built, int):
+            num_features = built  # what the companions read: the built width
+        extra = {k: v for k, v in card.extra.items() if k != HEAD_COMPANIONS}
+        attach_card(model, dataclasses.replace(card, num_classes=0, num_features=num_features, extra=extra))
         return new
     if found is not None:
         inner_path, layer = found
@@ -84,6 +93,15 @@ def reset_head(model: nn.Module, num_classes: int, head: str | None = None) -> n
         model.set_submodule(path, new)
     attach_card(model, dataclasses.replace(card, num_classes=num_classes, num_features=num_features))
     return new
+
+
+def _remove_companions(model: nn.Module, companions: list[str]) -> list[str]:
+    """Each companion module made ``nn.Identity``; returns those replaced."""
+    modules = dict(model.named_modules())
+    removed = [path for path in companions if path in modules]
+    for path in removed:
+        model.set_submodule(path, nn.Identity())
+    return removed
 
 
 def _in_features(layer: nn.Module) -> int:

@@ -2,8 +2,9 @@
 
 Targets are shell wildcards over module names (``"encoder.*.attention.*.query"``); a
 pattern naming a container adapts every Linear inside it. Without targets, the card's
-``extra["lora_targets"]`` is used, so each family says where adapters go. The head is
-never adapted: it is replaced or trained whole and always saved.
+``extra["lora_targets"]`` is used, so each family says where adapters go. The head, and the
+modules built fresh beside it (``extra["head_companions"]``), are never adapted: they are
+trained whole and always saved.
 
 An adapted layer computes ``W x + b + (alpha / rank) * B A x`` with ``B`` starting at zero,
 so a freshly adapted model gives exactly the outputs it gave before.
@@ -18,8 +19,9 @@ from torch import nn
 
 from ..cards import card_of
 from ..errors import InvalidArgumentError, ZooError
+from ..head_companions import head_parts, within
 from ._checks import whole_number
-from ._select import examples, matches, under
+from ._select import examples, matches
 from .freezing import freeze
 
 
@@ -90,7 +92,8 @@ def apply_lora(
     alpha: float = 16.0,
     dropout: float = 0.0,
 ) -> list[str]:
-    """Wrap the Linear layers `targets` names in `LoRALinear`; freeze everything but adapters and head.
+    """Wrap the Linear layers `targets` names in `LoRALinear`; freeze everything but adapters and head (with
+    its companions).
 
     Returns the adapted module names. A target pattern that matches no Linear layer is an error.
     """
@@ -101,10 +104,10 @@ def apply_lora(
     if not patterns:
         raise ZooError(f"model {card.name!r} names no LoRA targets: pass targets=['pattern', ...] (module-name "
                        "wildcards over its Linear layers) or set extra['lora_targets'] in its card")
-    head = card.head or ""
+    trained = head_parts(card)
     inside_adapter = {f"{n}.base" for n, m in model.named_modules() if isinstance(m, LoRALinear)}
     linears = [(n, m) for n, m in model.named_modules()
-               if isinstance(m, nn.Linear) and n not in inside_adapter and not (head and under(n, head))]
+               if isinstance(m, nn.Linear) and n not in inside_adapter and not within(n, trained)]
     chosen = []
     for pattern in patterns:
         hits = [n for n, _ in linears if matches(n, pattern)]
@@ -115,7 +118,7 @@ def apply_lora(
     layers = dict(linears)
     for name in chosen:
         model.set_submodule(name, LoRALinear(layers[name], rank=rank, alpha=alpha, dropout=dropout))
-    if head:
+    if card.head:
         freeze(model, "backbone")
     else:
         for param in model.parameters():
@@ -168,7 +171,7 @@ def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only what LoRA training changed: the adapter matrices and the whole head."""
-    head = card_of(model).head or ""
+    """Only what LoRA training changed: the adapter matrices and the whole head (with its companions)."""
+    trained = head_parts(card_of(model))
     return {k: v for k, v in model.state_dict().items()
-            if ".lora_a" in k or ".lora_b" in k or k.startswith(("lora_a", "lora_b")) or (head and under(k, head))}
+            if ".lora_a" in k or ".lora_b" in k or k.startswith(("lora_a", "lora_b")) or within(k, trained)}

@@ -38,7 +38,7 @@ from . import report as run_report
 from .callbacks import BestModel, Callback, Hooks, callback_states, load_callback_states
 from .checkpoint import CheckpointError, NonFiniteError, unwrap_ddp_and_compile
 from .config import FIELDS, TRAINING_OPTIONS, TrainerConfig, make_config
-from .feature_cache import cached_features
+from .feature_cache import cached_features, training_companions
 from .heads import get_head
 from .loggers import build_loggers
 from .messages import say
@@ -313,7 +313,7 @@ class Trainer:
     def _prepare_data(self, model: nn.Module, train: Any, val: Any) -> _Data:
         """Loaders (over cached backbone features when the strategy allows it) and the optimizer."""
         forward_model = eval_model = model
-        if self._use_feature_cache(train, val):
+        if self._use_feature_cache(model, train, val):
             # the frozen backbone runs once over the data; every epoch trains the head on its output
             train, val = self._cached(model, train), (self._cached(model, val) if val is not None else None)
             forward_model = eval_model = get_head(model)[1]
@@ -478,10 +478,17 @@ class Trainer:
     def _loader(self, dataset: Dataset[Any], *, shuffle: bool, pad: bool, collate: Any) -> DataLoader[Any]:
         return loop.make_loader(self.config, self.context, dataset, shuffle=shuffle, pad=pad, collate=collate)
 
-    def _use_feature_cache(self, train: Any, val: Any) -> bool:
-        """The strategy allows it (frozen backbone) and the data is the same every epoch (no augmentation)."""
+    def _use_feature_cache(self, model: nn.Module, train: Any, val: Any) -> bool:
+        """The strategy allows it (frozen backbone), no companion of the head trains, and the data is the same
+        every epoch (no augmentation)."""
         if self.config.feature_cache is False or self._sharded or not getattr(self.strategy, "uses_feature_cache",
                                                                               False):
+            return False
+        training = training_companions(model)
+        if training:
+            if self.config.feature_cache:
+                self._say(f"feature cache not used: {', '.join(training)} beside the head are new and train with it, "
+                          "and the cache records only what the head reads")
             return False
         if self.config.mixup_alpha or self.config.cutmix_alpha:
             if self.config.feature_cache:

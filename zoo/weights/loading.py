@@ -7,7 +7,8 @@ non-persistent ones are not in any file). A module that cannot be built on meta,
 left-over parameters cannot be initialised, is built the ordinary way and loaded by copy.
 
 Head rule: keys under the card's `head` may be dropped (class counts differ, or the weights
-declare none) and the head keeps a fresh initialisation; every other key must match exactly.
+declare none) and the head keeps a fresh initialisation; so may those under the modules built fresh beside
+it (``extra["head_companions"]``, `zoo.head_companions`). Every other key must match exactly.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ from .._imports import import_object
 from ..builders import call_builder
 from ..cards import ModelCard
 from ..errors import InvalidArgumentError, WeightsError
+from ..head_companions import head_companions, within
 from ..trust import check_registered
 from .formats import StateDict
 
@@ -107,13 +109,17 @@ def _tied_groups(model: nn.Module) -> list[list[str]]:
 
 
 def match_keys(model: nn.Module, state: Mapping[str, torch.Tensor], *, head: str | None,
-               head_optional: bool) -> tuple[StateDict, KeyReport]:
-    """Which tensors to load; what is missing, unexpected or of the wrong shape."""
+               head_optional: bool, companions: Sequence[str] = ()) -> tuple[StateDict, KeyReport]:
+    """Which tensors to load; what is missing, unexpected or of the wrong shape.
+
+    With `head_optional`, keys under `head` or under one of its `companions` may be left out.
+    """
     expected = model.state_dict(keep_vars=True)
     aliases = {name: group for group in _tied_groups(model) for name in group}
+    optional = [*([head] if head is not None else []), *companions] if head_optional else []
 
     def in_head(key: str) -> bool:
-        return head_optional and head is not None and (key == head or key.startswith(head + "."))
+        return within(key, optional)
 
     load: StateDict = {}
     report = KeyReport([], [], [], [])
@@ -204,10 +210,11 @@ def _materialize_leftovers(model: nn.Module, loaded: Mapping[str, Any]) -> list[
 
 
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], *, on_meta: bool, head: str | None,
-              head_optional: bool, where: str) -> KeyReport:
-    """Load `state` into `model` (strict except the head when `head_optional`); raises WeightsError."""
+              head_optional: bool, where: str, companions: Sequence[str] = ()) -> KeyReport:
+    """Load `state` into `model` (strict except the head and its `companions` when `head_optional`);
+    raises WeightsError."""
     groups = _tied_groups(model)
-    load, report = match_keys(model, state, head=head, head_optional=head_optional)
+    load, report = match_keys(model, state, head=head, head_optional=head_optional, companions=companions)
     check_report(report, where)
     model.load_state_dict(load, strict=False, assign=on_meta)
     if on_meta:
@@ -232,15 +239,18 @@ def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[st
     `prepare` runs after building and before loading (for example to swap a head as it was saved);
     `adapt` then fits `state` to the built module.
     """
+    companions = head_companions(card)
     model, on_meta = instantiate(card, builder, kwargs, lean=lean)
     if prepare is not None:
         prepare(model)
     fitted = adapt(model, state) if adapt is not None else state
     if not on_meta:
-        load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where)
+        load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where,
+                  companions=companions)
         return model
     try:
-        load_into(model, fitted, on_meta=True, head=card.head, head_optional=head_optional, where=where)
+        load_into(model, fitted, on_meta=True, head=card.head, head_optional=head_optional, where=where,
+                  companions=companions)
         return model
     except _CannotMaterialize as exc:
         log.debug("%s: cannot initialise %s after a meta build; building it normally", card.name, exc)
@@ -248,7 +258,8 @@ def build_and_load(card: ModelCard, builder: Callable[..., Any], kwargs: dict[st
     if prepare is not None:
         prepare(model)
     fitted = adapt(model, state) if adapt is not None else state
-    load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where)
+    load_into(model, fitted, on_meta=False, head=card.head, head_optional=head_optional, where=where,
+              companions=companions)
     return model
 
 
