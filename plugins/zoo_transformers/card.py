@@ -16,11 +16,20 @@ from typing import Any
 import torch
 
 import zoo
+from zoo.head_companions import HEAD_COMPANIONS
 
 from .build import build_model, make_config
 from .inputs import audio_settings, image_input, text_input
 from .keys import FIT_LAYOUT, fit_to_model
-from .structure import Structure, covering_head, fresh_parameters, head_path, positions_after_padding, structure
+from .structure import (
+    Structure,
+    covering_head,
+    fresh_parameters,
+    head_companions,
+    head_path,
+    positions_after_padding,
+    structure,
+)
 from .tasks import CLASSIFICATION_TASKS, check_task, modality_of, trained_task
 
 FAMILY = "transformers"
@@ -63,7 +72,7 @@ def checkpoint_card(card: zoo.ModelCard, config: dict[str, Any], directory: Path
     held = stored_keys(directory) if task in CLASSIFICATION_TASKS else None
     derived = derive(defaults, trained_head=trained == task, stored=held)
     defaults["num_layers"] = derived["num_layers"]
-    extra = {k: v for k, v in card.extra.items() if k not in ("hf_model_types", "hf_card")}
+    extra = {k: v for k, v in card.extra.items() if k not in ("hf_model_types", "hf_card", HEAD_COMPANIONS)}
     extra.update(derived["extra"])
     extra[POSITIONS_AFTER_PADDING] = derived["positions_after_padding"]
     return dataclasses.replace(
@@ -93,7 +102,10 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool, stored: set[str] 
 
     A classifier's head is the smallest module holding its output layer and every parameter the checkpoint
     does not hold (`stored`: the checkpoint's tensor names; without them, everything outside the encoder
-    unless the checkpoint has a trained head), so a fresh dense layer or pooler trains with the head.
+    unless the checkpoint has a trained head), so a fresh dense layer trains with the head. Where only the
+    whole model would hold them all (DeBERTa's pooler, wav2vec2's projector beside the classifier), the head
+    is the output layer's module and the fresh modules beside it are ``extra["head_companions"]``
+    (`zoo.head_companions`): they load, freeze, train and take rates as the head does.
     """
     task = defaults["task"]
     kwargs = {k: v for k, v in defaults.items() if k != "num_layers"}
@@ -102,15 +114,20 @@ def derive(defaults: Mapping[str, Any], *, trained_head: bool, stored: set[str] 
     inner = model.transformers_model
     hf_config = inner.config
     head = "head"
+    companions: list[str] = []
     if task in CLASSIFICATION_TASKS:
-        head = covering_head(model, head_path(inner, task, hf_config), _fresh(model, stored, trained_head))
-    found = structure(model, head)
+        fresh = _fresh(model, stored, trained_head)
+        head = covering_head(model, head_path(inner, task, hf_config), fresh)
+        companions = head_companions(model, head, fresh)
+    found = structure(model, head, companions)
     key_args = {"task": task, "config": defaults["config"]}
     classes = 0 if task == "feature-extraction" else (
         hf_config.vocab_size if task == "automatic-speech-recognition" else hf_config.num_labels)
     extra = {"lora_targets": found.lora_targets, "hf_key_map": FIT_LAYOUT, "hf_key_map_args": key_args,
              "hf_architecture": type(inner).__name__,
              "saved_config": SAVED_CONFIG, "trained_head": trained_head}
+    if companions:
+        extra[HEAD_COMPANIONS] = companions
     output = model.get_submodule(head) if task != "feature-extraction" else None
     width = output.in_features if isinstance(output, torch.nn.Linear) else model.num_features  # what the head reads
     return {"head": head, "layer_groups": found.layer_groups, "num_layers": found.num_layers,

@@ -7,6 +7,7 @@ its place around them in registration order.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,8 @@ def covering_head(model: nn.Module, output: str, fresh: list[str]) -> str:
     hold: a new dense layer before the output layer), so the fresh ones train wherever the head trains.
 
     Where only the whole model holds them all (a fresh pooler beside the classifier, not inside it), the output
-    layer is returned: a head path names one module, and the whole model is no head.
+    layer is returned: a head path names one module, and the whole model is no head; the fresh modules beside
+    it are its companions (`head_companions`).
     """
     common = output.split(".")
     for name in fresh:
@@ -54,6 +56,31 @@ def covering_head(model: nn.Module, output: str, fresh: list[str]) -> str:
         return output
     model.get_submodule(found)  # a module, not a parameter's prefix only
     return found
+
+
+def head_companions(model: nn.Module, head: str, fresh: list[str]) -> list[str]:
+    """The modules beside `head` that hold the fresh parameters outside it (DeBERTa's pooler, wav2vec2's
+    projector), each the largest module around them whose parameters are all fresh and that does not hold the
+    head; in registration order."""
+    fresh_set = set(fresh)
+    params = {name: {p for p, _ in module.named_parameters(prefix=name)} for name, module in model.named_modules()}
+    found: list[str] = []
+    for name in fresh:
+        if name == head or name.startswith(head + "."):
+            continue
+        parts = name.split(".")[:-1]
+        chosen = None
+        for depth in range(1, len(parts) + 1):
+            path = ".".join(parts[:depth])
+            if (head == path or head.startswith(path + ".")) or not params[path] <= fresh_set:
+                continue
+            chosen = path
+            break
+        chosen = chosen or name  # a fresh parameter of a module that also holds loaded ones: the parameter alone
+        if chosen not in found:
+            found.append(chosen)
+    order = [name for name, _ in model.named_modules()]
+    return sorted(found, key=lambda path: order.index(path) if path in order else len(order))
 
 
 def fresh_parameters(model: nn.Module, loaded: set[str]) -> list[str]:
@@ -86,8 +113,9 @@ def _has_params(module: nn.Module) -> bool:
     return any(True for _ in module.parameters())
 
 
-def structure(model: nn.Module, head: str | None) -> Structure:
-    """The structure of a built `zoo_transformers.model.TransformersModel` (or any module)."""
+def structure(model: nn.Module, head: str | None, companions: Sequence[str] = ()) -> Structure:
+    """The structure of a built `zoo_transformers.model.TransformersModel` (or any module); the head's
+    `companions` are no layer groups of their own (they are in the head's)."""
     layers, blocks = _layer_list(model)
     parts = layers.split(".")
     before: list[str] = []
@@ -106,6 +134,7 @@ def structure(model: nn.Module, head: str | None) -> Structure:
         after = level_after + after
         node = getattr(node, part)
     groups = before + [f"{layers}.{i}" for i in range(len(blocks))] + after
+    groups = [g for g in groups if not any(g == c or g.startswith(c + ".") for c in companions)]
     if head:  # the head's own top-level module comes last, whatever order the model registered it in
         root = head.split(".", 1)[0]
         groups = [g for g in groups if g.split(".", 1)[0] != root or g.startswith(layers)] + \
