@@ -30,6 +30,8 @@ def fit_layout(state: Mapping[str, Any], *, task: str, config: Mapping[str, Any]
 
 
 def fit_to_model(state: Mapping[str, Any], inner: Any, expected: set[str]) -> dict[str, Any]:
+    if expected.issubset(state):
+        return {key: state[key] for key in expected}  # every name already the model's: nothing to rename
     rename = _renamer(inner, expected)
     out: dict[str, Any] = {}
     for key, value in state.items():
