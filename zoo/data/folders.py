@@ -154,18 +154,27 @@ def _problem(check: Callable[[Path], Any], path: Path) -> str | None:
 
 
 class ImageFileTransform:
-    """path -> RGB PIL image (`zoo.data.images.read_image`) -> the card's image transform (picklable)."""
+    """path -> RGB PIL image (`zoo.data.images.read_image`) -> the card's image transform (picklable).
+
+    A transform that begins with a random resized crop is applied by
+    `zoo.data.fast_train_images` (the box drawn first, JPEGs decoded at reduced size).
+    """
 
     def __init__(self, transform: Callable[[Any], Any]) -> None:
+        from .fast_train_images import train_file_reader  # reason: imports torchvision, only once images are read
+
         self.transform = transform
+        self.fast = train_file_reader(transform)
 
     def __call__(self, path: Path) -> Any:
         from .images import read_image
 
+        if self.fast is not None:
+            return self.fast(path)
         return self.transform(read_image(path))
 
     def __repr__(self) -> str:
-        return f"ImageFileTransform({self.transform!r})"
+        return f"ImageFileTransform({self.fast if self.fast is not None else self.transform!r})"
 
 
 def check_image(path: Path) -> None:
