@@ -9,6 +9,11 @@ shape of one of the ten classes zoo's demo weights were trained on (one class fo
 * zoo: ``zoo.data.dataset_for(card, root)`` (`zoo.data.fast_images`: JPEGs decoded at reduced size,
   only the crop resized, as 8-bit pixels) and a ``DataLoader``; the same workers and batch.
 
+* ``--train``: augmented training data, ``ImageFolder(root, transform=image_transform(resnet50's card,
+  train=True))`` (random resized crop, flip, normalize on the fully decoded photo) against
+  ``zoo.data.folders.image_folder(root, card's input, train=True)`` (`zoo.data.fast_train_images`: the
+  crop box drawn from the file's header, the photo decoded at the largest reduction that keeps it).
+
 Speed: images per second of the loader alone (and with ``--with-model``, of the loader feeding a
 resnet50 forward: random weights, eval, inference mode, fp32), the two pipelines alternating over
 the repeats; the best repeat is shown, with the CPU seconds each image took (this process and its
@@ -34,6 +39,7 @@ It ends with a summary: the loader ratio, and at 224 the agreement and each pipe
 
     python benchmarks/images.py                       # 500 photos, batch 32, workers by zoo's rule
     python benchmarks/images.py --count 200 --repeats 1 --workers 2
+    python benchmarks/images.py --count 100 --train --skip-speed --skip-agreement   # training loaders only
 """
 from __future__ import annotations
 
@@ -168,6 +174,35 @@ def speed(root: Path, batch: int, workers: int, repeats: int, device: torch.devi
         print(f"{'zoo / tv':<12} {run:<18} {ratio:8.2f}x {cpu_ratio:12.2f}x   (target {TARGET_SPEEDUP}x)")
         loader_ratio = loader_ratio or ratio
     return loader_ratio
+
+
+def train_speed(root: Path, batch: int, workers: int, repeats: int) -> float:
+    """Prints the augmented training loaders' table; returns zoo's images per second over torchvision's."""
+    from torchvision.datasets import ImageFolder
+
+    from zoo.data.folders import image_folder
+    from zoo.data.images import image_transform
+
+    spec = zoo.get_card("resnet50").input_for()
+    loaders = {"torchvision": lambda: DataLoader(ImageFolder(str(root), transform=image_transform(spec, train=True)),
+                                                 batch_size=batch, num_workers=workers, shuffle=True),
+               "zoo": lambda: DataLoader(image_folder(root, spec, train=True), batch_size=batch,
+                                         num_workers=workers, shuffle=True)}
+    print(f"\naugmented training data (random resized crop {spec.size}, flip): batch {batch}, {workers} workers, "
+          f"best of {repeats}")
+    print(f"{'pipeline':<12} {'images/s':>9} {'CPU ms/image':>13}")
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeats):
+        for name, make in loaders.items():
+            wall, cpu, images = timed(make, lambda _: None)
+            rate, cost = images / wall, cpu / images * 1000
+            if name not in best or rate > best[name][0]:
+                best[name] = (rate, cost)
+    for name, (rate, cost) in best.items():
+        print(f"{name:<12} {rate:9.1f} {cost:13.1f}")
+    ratio = best["zoo"][0] / best["torchvision"][0]
+    print(f"{'zoo / tv':<12} {ratio:8.2f}x {best['torchvision'][1] / best['zoo'][1]:12.2f}x")
+    return ratio
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -321,6 +356,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--with-model", action="store_true", help="also time the loaders feeding a resnet50 forward")
     parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--train", action="store_true", help="also time the augmented training loaders")
     parser.add_argument("--train-share", type=float, default=0.4, help="share of the photos the 224 model trains on")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the 224 model")
     args = parser.parse_args()
@@ -332,11 +368,15 @@ def main() -> None:
     workers = loader_workers(args.count) if args.workers is None else args.workers
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ratio = None if args.skip_speed else speed(root, args.batch, workers, args.repeats, device, args.with_model)
+    train_ratio = train_speed(root, args.batch, workers, args.repeats) if args.train else None
     row = None if args.skip_agreement else agreement(root, args.batch, workers, args.train_share, args.epochs)
     print(f"\nsummary ({args.count} photos of {width}x{height}, {time.perf_counter() - started:.0f} s):")
     if ratio is not None:
         print(f"  loading: zoo {ratio:.2f}x the images per second of ImageFolder + the weights' transforms "
               f"(target {TARGET_SPEEDUP}x)")
+    if train_ratio is not None:
+        print(f"  augmented training data: zoo {train_ratio:.2f}x the images per second of ImageFolder with the "
+              "same transform")
     if row is not None:
         print(f"  at 224, on {row['photos']} photos the model did not train on: top-1 agreement {row['agree']:.2%} "
               f"(target {TARGET_AGREEMENT:.1%}), accuracy fast {row['fast_accuracy']:.1%}, reference "
