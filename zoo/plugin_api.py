@@ -7,11 +7,12 @@ plugin may rely on; anything else it needs it reads through zoo's public functio
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from .cards import CardSummary, ModelCard, Recipe
+from .cards import ModelCard, Recipe
 from .errors import CardError
+from .lazy_cards import Index
 
 PLUGIN_API_VERSION = 1
 """Bumped when something a plugin uses changes; a change warns for one release first."""
@@ -26,10 +27,15 @@ class Registrar(Protocol):
         """Add a `ModelCard` or `Recipe`; returns it. A name registered twice by one plugin is an error."""
         ...
 
-    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
-                           make_card: Callable[[str], ModelCard]) -> None:
+    def register_catalogue(self, index: Index, make_card: Callable[[str], ModelCard], *,
+                           names: Iterable[str] | None = None, aliases: Iterable[str] = ()) -> None:
         """Add many cards, listed from `index` (one `CardSummary` or its mapping per card) and each built by
-        ``make_card(name)`` when first looked up (docs/plugins.md, "Large catalogues")."""
+        ``make_card(name)`` when first looked up (docs/plugins.md, "Large catalogues").
+
+        With every card name in `names` and every alias in `aliases`, `index` may be a function: it is
+        called, and its entries checked against the declared names, when the catalogue is first needed (a
+        lookup of one of its names or aliases, or a listing that reads summaries). Collisions with other
+        cards are found from the declared names, at registration."""
         ...
 
 

@@ -27,17 +27,17 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Protocol
 
 from ._env import env_flag
 from ._imports import import_object
 from ._source_tree import DISTRIBUTION, is_zoo_distribution, source_tree_entry_points
-from .cards import CardSummary, ModelCard
+from .cards import ModelCard
 from .errors import CardError, PluginError
-from .lazy_cards import LazyCard, lazy_cards
+from .lazy_cards import Catalogue, Index
 from .plugin_api import Entry, Registrar, check_entry
 
 GROUP = "zoo.plugins"
@@ -73,12 +73,14 @@ class Candidate:
 class PluginHost(Protocol):
     """What loading plugins needs of a registry (`zoo.Registry` is one)."""
 
-    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | LazyCard]) -> list[str]: ...
+    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | Catalogue]) -> list[str]: ...
 
     def record_failure(self, plugin: str, distribution: str, error: BaseException,
-                       entries: Sequence[Entry | LazyCard]) -> list[str]: ...
+                       entries: Sequence[Entry | Catalogue]) -> list[str]: ...
 
     def problems(self) -> dict[tuple[str, str], list[str]]: ...
+
+    def read_catalogues(self) -> None: ...
 
     def record_plugins(self, infos: Sequence[PluginInfo]) -> None: ...
 
@@ -94,17 +96,18 @@ class PluginRegistrar:
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: list[Entry | LazyCard] = []
+        self._entries: list[Entry | Catalogue] = []
 
     def register(self, entry: Entry) -> Entry:
         """Add a `ModelCard` or `Recipe`; returns it."""
         self._entries.append(check_entry(entry))
         return entry
 
-    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
-                           make_card: Callable[[str], ModelCard]) -> None:
-        """Add cards listed from `index` and built by ``make_card(name)`` on first use."""
-        self._entries.extend(lazy_cards(index, make_card))
+    def register_catalogue(self, index: Index, make_card: Callable[[str], ModelCard], *,
+                           names: Iterable[str] | None = None, aliases: Iterable[str] = ()) -> None:
+        """Add cards listed from `index` and built by ``make_card(name)`` on first use; with `names` (and
+        `aliases`) declared, `index` may be a function, read when first needed (`zoo.lazy_cards`)."""
+        self._entries.append(Catalogue(index, make_card, names, aliases))
 
 
 def _env_list(name: str) -> frozenset[str]:
@@ -174,6 +177,8 @@ def load_plugins(registry: PluginHost, *, candidates: Iterable[Candidate] | None
     for cand in discover() if candidates is None else candidates:
         reason = switches.disabled_because(cand)
         infos.append(_info(cand, "disabled", reason) if reason else _load_one(registry, cand, switches.strict))
+    if switches.strict:
+        registry.read_catalogues()  # every index read and checked now, not when first needed
     infos = _with_problems(infos, registry.problems(), switches.strict)
     registry.record_plugins(infos)
     return infos

@@ -26,7 +26,7 @@ from .errors import (
     UnknownWeightsError,
     ZooError,
 )
-from .lazy_cards import LazyCard, lazy_cards
+from .lazy_cards import Catalogue, Index, LazyCard
 from .plugin_api import Entry, check_entry
 from .plugin_loader import PluginInfo, load_plugins
 
@@ -49,8 +49,7 @@ class Claim:
     def entry(self) -> Entry:
         """The registered card or recipe (a catalogue entry's card is built here, once)."""
         if isinstance(self.registered, LazyCard):
-            plugin = None if (self.plugin, self.distribution) == NOT_A_PLUGIN else self.plugin
-            return self.registered.card(plugin, f"plugin {self.plugin!r} from {self.distribution}")
+            return self.registered.card()
         return self.registered
 
 
@@ -79,47 +78,107 @@ def natural_sorted(names: Iterable[str]) -> list[str]:
 
 
 class _ClaimTable:
-    """Names and aliases to the claims on them; changes are made under one lock."""
+    """Names and aliases to the claims on them; changes are made under one lock.
+
+    Cards and recipes are held one claim each; a catalogue is held whole, by its set of names, and
+    the claim on one of its names is made when asked for, so that holding a catalogue of thousands
+    costs a set, not thousands of objects (which would also set off full garbage collections).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._names: dict[str, list[Claim]] = {}
         self._aliases: dict[str, list[Claim]] = {}
+        self._catalogues: tuple[tuple[Catalogue, str, str], ...] = ()  # with the plugin and distribution
+        self._keys: dict[tuple[str, str], tuple[set[str], set[str]]] = {}  # a source's names and aliases
         self._sorted: list[str] | None = None  # the names in natural order, until the next change
 
-    def add(self, claims: Sequence[Claim]) -> None:
-        """Add every claim or none: a name (or alias) that one source claims twice is an error."""
+    def add(self, source: tuple[str, str], entries: Sequence[Entry | Catalogue]) -> None:
+        """Add every entry of one source (plugin, distribution) or none: a name (or alias) that one source
+        claims twice is an error."""
+        names, aliases = _keys_of(entries)
         with self._lock:
-            keys = [(table, key, claim) for claim in claims for table, key in self._keys(claim.registered)]
-            taken = {(id(table), key, c.plugin, c.distribution) for table, key, _ in keys for c in table.get(key, ())}
-            for table, key, claim in keys:
-                mark = (id(table), key, claim.plugin, claim.distribution)
-                if mark in taken:
-                    raise CardError(f"{key!r} is registered twice", field="name", plugin=claim.plugin)
-                taken.add(mark)
-            for table, key, claim in keys:
-                table[key] = [*table.get(key, ()), claim]  # a new list: readers never see one half-changed
+            taken_names, taken_aliases = self._keys.get(source, (set(), set()))
+            for new, taken in ((names, taken_names), (aliases, taken_aliases)):
+                seen: set[str] = set(taken)
+                for keys in new:
+                    twice = seen & keys if isinstance(keys, frozenset) else seen.intersection(keys)
+                    if twice:
+                        raise CardError(f"{min(twice)!r} is registered twice", field="name", plugin=source[0])
+                    seen.update(keys)
+            claims = [Claim(entry, *source) for entry in entries if not isinstance(entry, Catalogue)]
+            for claim in claims:
+                self._names[claim.registered.name] = [*self._names.get(claim.registered.name, ()), claim]
+                for alias in getattr(claim.registered, "aliases", ()):
+                    self._aliases[alias] = [*self._aliases.get(alias, ()), claim]  # new lists: readers see
+                    # one whole or the other, never one half-changed
+            catalogues = tuple((entry, *source) for entry in entries if isinstance(entry, Catalogue))
+            self._catalogues += catalogues
+            self._keys[source] = (taken_names.union(*names), taken_aliases.union(*aliases))
             self._sorted = None
 
-    def _keys(self, entry: Entry | LazyCard) -> list[tuple[dict[str, list[Claim]], str]]:
-        aliases = entry.summary.aliases if isinstance(entry, LazyCard) else getattr(entry, "aliases", ())
-        return [(self._names, entry.name)] + [(self._aliases, alias) for alias in aliases]
-
     def get(self, name: str) -> Sequence[Claim]:
-        """The claims on a name, or else on an alias (read without the lock: lists are replaced, never changed)."""
-        return self._names.get(name) or self._aliases.get(name) or ()
+        """The claims on a name, or else on an alias (read without the lock: what it reads is replaced, never
+        changed)."""
+        catalogues = self._catalogues
+        claims = self._names.get(name, [])
+        held = [Claim(LazyCard(name, cat), plugin, dist) for cat, plugin, dist in catalogues if name in cat.names]
+        if claims or held:
+            return [*claims, *held] if held else claims
+        claims = self._aliases.get(name, [])
+        held = [Claim(LazyCard(cat.name_of(name), cat), plugin, dist)
+                for cat, plugin, dist in catalogues if name in cat.aliases]
+        return [*claims, *held] if held else claims
 
     def names(self) -> list[str]:
         """Every name (not aliases), in natural order."""
         with self._lock:
             if self._sorted is None:
-                self._sorted = natural_sorted(self._names)
+                self._sorted = natural_sorted({*self._names, *(n for cat, _, _ in self._catalogues
+                                                                for n in cat.names)})
             return list(self._sorted)
 
-    def items(self) -> list[tuple[str, list[Claim]]]:
-        """Every name and alias with its claims."""
+    def contested(self) -> list[str]:
+        """The names and aliases that more than one source claims."""
         with self._lock:
-            return [item for table in (self._names, self._aliases) for item in table.items()]
+            found: set[str] = set()
+            for table, key in ((self._names, "names"), (self._aliases, "aliases")):
+                found.update(name for name, claims in table.items() if len(claims) > 1)
+                seen = set(table)
+                for cat, _, _ in self._catalogues:
+                    keys: frozenset[str] = getattr(cat, key)
+                    found |= keys & seen
+                    seen |= keys
+            return sorted(found)
+
+    def catalogues(self) -> tuple[tuple[Catalogue, str, str], ...]:
+        """Every catalogue, with the plugin and distribution that registered it."""
+        return self._catalogues
+
+    def recipes(self) -> list[str]:
+        """The names of the recipes."""
+        with self._lock:
+            return [name for name, claims in self._names.items()
+                    if any(isinstance(claim.registered, Recipe) for claim in claims)]
+
+
+def _keys_of(entries: Sequence[Entry | Catalogue]) -> tuple[list[Iterable[str]], list[Iterable[str]]]:
+    """The names and the aliases of entries, as lists of groups (a catalogue's set is one group)."""
+    cards = [entry for entry in entries if not isinstance(entry, Catalogue)]
+    catalogues = [entry for entry in entries if isinstance(entry, Catalogue)]
+    names: list[Iterable[str]] = [_once([entry.name for entry in cards])]
+    aliases: list[Iterable[str]] = [_once([alias for entry in cards for alias in getattr(entry, "aliases", ())])]
+    return names + [c.names for c in catalogues], aliases + [c.aliases for c in catalogues]
+
+
+def _once(keys: list[str]) -> list[str]:
+    """`keys`, checked to name nothing twice."""
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            raise CardError(f"{key!r} is registered twice", field="name")
+        seen.add(key)
+    return keys
 
 
 class Registry:
@@ -141,25 +200,31 @@ class Registry:
 
     def register(self, entry: Entry) -> Entry:
         """Add a `ModelCard` or `Recipe` directly (not from a plugin). A name registered twice this way is an error."""
-        self._claims.add([Claim(check_entry(entry), *NOT_A_PLUGIN)])
+        self._claims.add(NOT_A_PLUGIN, [check_entry(entry)])
         return entry
 
-    def register_catalogue(self, index: Iterable[CardSummary | Mapping[str, Any]],
-                           make_card: Callable[[str], ModelCard]) -> None:
+    def register_catalogue(self, index: Index, make_card: Callable[[str], ModelCard], *,
+                           names: Iterable[str] | None = None, aliases: Iterable[str] = ()) -> None:
         """Add cards listed from `index` (one `CardSummary` or its mapping each) and built by
-        ``make_card(name)`` when first looked up; as with `register`, a name registered twice is an error."""
-        self._claims.add([Claim(entry, *NOT_A_PLUGIN) for entry in lazy_cards(index, make_card)])
+        ``make_card(name)`` when first looked up; as with `register`, a name registered twice is an error.
+        With `names` (and `aliases`) declared, `index` may be a function, read when first needed
+        (`zoo.lazy_cards`)."""
+        self.register_plugin(*NOT_A_PLUGIN, [Catalogue(index, make_card, names, aliases)])
 
-    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | LazyCard]) -> list[str]:
+    def register_plugin(self, plugin: str, distribution: str, entries: Sequence[Entry | Catalogue]) -> list[str]:
         """Add the entries one plugin registered, all or none; returns their names."""
-        self._claims.add([Claim(entry if isinstance(entry, LazyCard) else check_entry(entry), plugin, distribution)
-                          for entry in entries])
-        return natural_sorted(entry.name for entry in entries)
+        checked = [entry if isinstance(entry, Catalogue) else check_entry(entry) for entry in entries]
+        for entry in checked:
+            if isinstance(entry, Catalogue):
+                entry.owner = (None if (plugin, distribution) == NOT_A_PLUGIN else plugin,
+                               f"plugin {plugin!r} from {distribution}")
+        self._claims.add((plugin, distribution), checked)
+        return _names_of(checked)
 
     def record_failure(self, plugin: str, distribution: str, error: BaseException,
-                       entries: Sequence[Entry | LazyCard]) -> list[str]:
+                       entries: Sequence[Entry | Catalogue]) -> list[str]:
         """Remember a plugin that failed: its entries' names then raise with `error`. Returns the names."""
-        names = natural_sorted(entry.name for entry in entries)
+        names = _names_of(entries)
         with self._lock:
             self._failures.append((plugin, distribution, error))
             for name in names:
@@ -183,15 +248,29 @@ class Registry:
         twice or from a failed plugin is listed for the recipe's plugin. Every other name works.
         """
         found: dict[tuple[str, str], list[str]] = {}
-        for name, claims in self._claims.items():
-            if len(claims) == 1 and not isinstance(claims[0].registered, Recipe):
-                continue
+        contested = self._claims.contested()
+        for name in contested + [name for name in self._claims.recipes() if name not in contested]:
             try:
-                self.summary(name)  # builds no catalogue card
+                if name in contested or not self._in_unread_catalogue(name):
+                    self.summary(name)  # builds no catalogue card
             except ZooError as exc:
-                for claim in claims:
+                for claim in self._claims.get(name):
                     found.setdefault((claim.plugin, claim.distribution), []).append(f"{name!r}: {exc}")
         return found
+
+    def read_catalogues(self) -> None:
+        """Read every catalogue's index now (strict plugin loading); the first that fails raises `PluginError`."""
+        for catalogue, plugin, distribution in self._claims.catalogues():
+            try:
+                catalogue.summaries()
+            except ZooError as exc:
+                raise PluginError(f"plugin {plugin!r} from distribution {distribution}: its catalogue index: "
+                                  f"{exc}") from exc
+
+    def _in_unread_catalogue(self, name: str) -> bool:
+        """Whether `name` (a recipe) ends at a card of a catalogue not read yet: its tag is checked then, not now."""
+        claim, _, _ = self._follow_recipes(name)
+        return isinstance(claim.registered, LazyCard) and not claim.registered.catalogue.read
 
     # ------------------------------------------------------------------ looking up
 
@@ -335,12 +414,10 @@ class Registry:
 
     def _weight_tags(self, entry: Entry | LazyCard) -> Mapping[str, Any]:
         """The weights of a card, or of the card a recipe is built on (none when that cannot be looked up)."""
-        if isinstance(entry, LazyCard):
-            return entry.summary.weights
         if isinstance(entry, ModelCard):
             return entry.weights
         try:
-            return self.summary(entry.model).weights
+            return entry.summary.weights if isinstance(entry, LazyCard) else self.summary(entry.model).weights
         except ZooError:
             return {}
 
@@ -378,7 +455,9 @@ class Registry:
         filters = {"task": task, "modality": modality, "family": family}
         unfiltered = all(value is None for value in filters.values())
         out: list[str] = []
-        for name in self.names():
+        if unfiltered and not pretrained:
+            out = self.names()  # every name is listed: no summary needs reading
+        for name in self.names() if not out else ():
             try:
                 card: CardSummary | None = self.summary(name)
             except ZooError:
@@ -403,6 +482,12 @@ class Registry:
         warnings.warn("Registry.owner() is deprecated: use Registry.claim(), which returns the same Claim",
                       DeprecationWarning, stacklevel=2)
         return self.claim(name)
+
+
+def _names_of(entries: Sequence[Entry | Catalogue]) -> list[str]:
+    """The names of entries, a catalogue's included, in natural order."""
+    return natural_sorted([name for entry in entries
+                           for name in (entry.names if isinstance(entry, Catalogue) else (entry.name,))])
 
 
 def _patterns(key: str, value: str | Sequence[str] | None) -> tuple[str, ...] | None:

@@ -2,7 +2,9 @@
 
 Listing reads only ``index.json`` beside it: per card its architecture, default weights and each weights'
 listed figures (`zoo.CardSummary`), a small fraction of the catalogue. Both are written by
-``python -m zoo_timm.generate``; the full catalogue is read when the first card is built.
+``python -m zoo_timm.generate``; the full catalogue is read when the first card is built. Registering the
+family reads only the names in the index (`names`): the summaries are made when a listing or a lookup of a
+``timm/`` name first needs them, so creating a model of another family costs the catalogue nothing more.
 """
 from __future__ import annotations
 
@@ -87,6 +89,12 @@ def index(path: Path = CATALOG) -> list[dict[str, Any]]:
     return [{"name": NAMESPACE + entry["arch"], "task": TASK, "modality": MODALITY, "family": FAMILY,
              "default_weights": entry.get("default_weights"), "weights": entry.get("weights", {})}
             for entry in _index_entries(path)]
+
+
+def names(path: Path = CATALOG) -> list[str]:
+    """Every card name of the family, read from the index (what registering the family needs: its summaries are
+    read by `index` when the family is first looked into)."""
+    return [NAMESPACE + entry["arch"] for entry in _index_entries(path)]
 
 
 def summaries(catalog: dict[str, Any]) -> list[dict[str, Any]]:
