@@ -6,12 +6,17 @@ its checkpoint from rank 0's disk, and each machine fills its own feature cache 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -82,24 +87,47 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _two_machines(script: Path, args: list[str], nodes: list[Path], *, per_node: int = 1,
                   env: list[dict[str, str]] | None = None) -> None:
-    """Launch `script` on two 'machines' at once: one torchrun each, in its own folder, joined by c10d."""
+    """Launch `script` on two 'machines' at once: one torchrun each, in its own folder, joined by c10d.
+
+    A launch that fails ends the test at once with both outputs: the other machine's agent would otherwise
+    wait out torchrun's exit barrier (minutes) for a peer that is gone.
+    """
     port = _free_port()
-    launches = []
+    launches, logs = [], []
     for rank, folder in enumerate(nodes):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", str(per_node),
                    "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "zoo-test",
                    # both 'machines' are this host: say which one keeps the rendezvous store (the first)
                    "--rdzv-conf", f"is_host={int(rank == 0)}", "--node-rank", str(rank), str(script), *args]
-        launches.append(subprocess.Popen(command, cwd=folder, env=(env or [_env(), _env()])[rank],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        logs.append(tempfile.TemporaryFile("w+"))
+        # each launch in its own session: a stuck one is killed with its workers, not just its agent
+        launches.append(subprocess.Popen(command, cwd=folder, env=(env or [_env(), _env()])[rank], stdout=logs[-1],
+                                         stderr=subprocess.STDOUT, text=True, start_new_session=True))
+    deadline = time.monotonic() + 240
     try:
-        outputs = [launch.communicate(timeout=240)[0] for launch in launches]
+        while any(launch.poll() is None for launch in launches):
+            failed = any(launch.returncode not in (None, 0) for launch in launches)
+            if failed or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     finally:
-        for launch in launches:
-            if launch.poll() is None:
-                launch.kill()
-    for launch, output in zip(launches, outputs):
-        assert launch.returncode == 0, output[-3000:]
+        _kill(launches)
+    printed = []
+    for log in logs:
+        log.seek(0)
+        printed.append(log.read())
+        log.close()
+    codes = [launch.wait() for launch in launches]
+    if codes != [0, 0]:
+        pytest.fail(f"the two launches ended with {codes} (-9: still running after 240 s or after the other failed):\n"
+                    + "\n".join(f"--- machine {rank}:\n{output[-3000:]}" for rank, output in enumerate(printed)))
+
+
+def _kill(launches: list[subprocess.Popen[str]]) -> None:
+    for launch in launches:
+        if launch.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launch.pid, signal.SIGKILL)
 
 
 def _single(script: Path, args: list[str], folder: Path) -> None:
@@ -112,7 +140,6 @@ def _weights(folder: Path, rank: int) -> dict[str, torch.Tensor]:
     return torch.load(folder / f"rank{rank}.pt", weights_only=True)
 
 
-@pytest.mark.slow  # four torchrun launches; its resume launch once hung past 240 s on a loaded machine
 def test_two_machines_match_one_process_and_resume_from_the_first_machines_disk(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
@@ -171,3 +198,32 @@ def test_a_gpu_named_without_index_is_the_processes_own_gpu_on_its_machine():
     assert distributed._device("cuda:0", 1, 8) == torch.device("cuda", 0)  # an explicit index is kept
     assert distributed._device("cuda", 0, 1) == torch.device("cuda")
     assert distributed._device("cpu", 1, 8) == torch.device("cpu")
+
+
+def test_exit_waits_for_the_groups_worker_threads_to_go_idle():
+    # a thread still running (as a gloo worker releasing its last collective) is waited for, then reported idle
+    done = threading.Event()
+
+    def busy(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        done.set()
+
+    worker = threading.Thread(target=busy, args=(0.3,))
+    started = time.monotonic()
+    worker.start()
+    assert distributed.settle_threads(limit=5.0) is True
+    assert done.is_set() and time.monotonic() - started >= 0.25
+    worker.join()
+
+
+def test_exit_gives_up_on_a_thread_that_never_idles():
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])
+    worker.start()
+    try:
+        assert distributed.settle_threads(limit=0.2) is False
+    finally:
+        stop.set()
+        worker.join()

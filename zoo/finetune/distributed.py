@@ -12,9 +12,12 @@ and sent to the others (`from_main`).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -70,8 +73,61 @@ def setup(device: str | torch.device | None = None) -> Context:
     chosen = _device(device, local_rank, world)
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
-    dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo", rank=rank, world_size=world)
+    backend = "nccl" if chosen.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    if backend == "gloo":
+        _settle_gloo_at_exit()
     return Context(rank, world, local_rank, chosen, owns_group=True)
+
+
+_SETTLE_REGISTERED = False
+
+
+def _settle_gloo_at_exit() -> None:
+    """Register, once, `settle_threads` to run when the interpreter exits.
+
+    Once a ``DistributedDataParallel`` has been built, torch keeps the gloo group (and its worker
+    threads) alive after ``destroy_process_group``. A worker that releases its last collective's
+    tensors needs the GIL; if the interpreter is already shutting down by then, the process aborts
+    ("terminate called without an active exception") after the run has finished, torchrun reports
+    the node as failed, and the other machines wait out its exit barrier. At exit, while the
+    interpreter is still whole, the workers are given the time to finish.
+    """
+    global _SETTLE_REGISTERED
+    if not _SETTLE_REGISTERED:
+        atexit.register(settle_threads)
+        _SETTLE_REGISTERED = True
+
+
+def settle_threads(limit: float = 1.0) -> bool:
+    """Release the GIL until no other thread of this process is running (at most `limit` seconds).
+
+    True when they all went idle. Outside Linux (no ``/proc/self/task``) it waits one short pause.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        time.sleep(0.01)  # the GIL is free meanwhile: a worker waiting for it gets it
+        if not _other_threads_running() or time.monotonic() >= deadline:
+            return not _other_threads_running()
+
+
+def _other_threads_running() -> bool:
+    me = threading.get_native_id()
+    try:
+        tasks = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return False
+    for tid in tasks:
+        if tid == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii", errors="replace") as stat:
+                state = stat.read().rsplit(")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == "R":
+            return True
+    return False
 
 
 def teardown(context: Context) -> None:
