@@ -74,7 +74,7 @@ def test_representative_cards_build_with_head_and_layer_groups(name):
 def test_every_text_card_builds_with_head_and_layer_groups():
     for name in zoo.list_models(modality="text"):
         card = zoo.get_card(name)
-        if card.recipe is not None:
+        if card.recipe is not None or card.family == "transformers":  # that family's sweep: test_transformers_catalog
             continue
         device = "cpu" if card.family == "rnn" else "meta"  # meta: no minutes spent on random initialisation
         with torch.device(device):

@@ -13,8 +13,6 @@ from timm.models import get_pretrained_cfg  # noqa: E402
 from zoo_timm import generate  # noqa: E402
 from zoo_timm.catalog import CATALOG, INDEX_NAME, index, load_catalog, model_cards  # noqa: E402
 
-SPDX = {"apache-2.0": "Apache-2.0", "mit": "MIT", "bsd-3-clause": "BSD-3-Clause", "cc-by-nc-4.0": "CC-BY-NC-4.0"}
-
 
 def test_catalog_file_is_current_with_the_installed_timm():
     reason = generate.stale_reason(CATALOG)
@@ -41,7 +39,7 @@ def check_card_against_timm(card: zoo.ModelCard) -> None:
         cfg = get_pretrained_cfg(f"{arch}.{tag}")
         assert weights.source == f"hf-hub:{cfg.hf_hub_id}" and weights.sha256 is None
         assert weights.num_classes == (cfg.num_classes or None)
-        assert weights.license == SPDX.get(cfg.license, cfg.license if cfg.license != "unknown" else None)
+        assert weights.license == (generate.SPDX.get(cfg.license, cfg.license) if cfg.license != "unknown" else None)
         spec = card.input_for(tag)
         if cfg.input_size[1] == cfg.input_size[2]:
             assert spec.size == cfg.input_size[1] and spec.interpolation == cfg.interpolation
