@@ -8,7 +8,8 @@ Random BERT-base weights are written once, as transformers writes them (``save_p
 temporary Hugging Face cache as the repo of the curated card ``transformers/bge-base-en-v1_5``. Then:
 
 * forward: the same weights in ``transformers.AutoModel`` (first-token pooling and L2 norm written out, as
-  the card pools) and in the family's module, eval mode, no grad, median of `--repeat` timed loops; the
+  the card pools) and in the family's module, eval mode, no grad, timed in turns, median of `--repeat`
+  rounds; the
   ratio family / transformers (target: at most 1.02x). zoo's native encoder is timed alongside.
 * creation: ``AutoModel.from_pretrained(folder)``, ``zoo.create("local-dir:FOLDER")`` (zoo's native encoder)
   and ``zoo.create("transformers/bge-base-en-v1_5", pretrained=True)`` (the family),
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGINS = REPO / "plugins"
@@ -108,18 +110,22 @@ def write_checkpoint(cache: Path, layers: int) -> Path:
     return snapshot
 
 
-def timed(fn, repeat: int, loops: int = 5) -> float:
+def timed(fns: dict[str, Any], repeat: int, loops: int = 3) -> dict[str, float]:
+    """Median seconds per call of each function, timed in turns (one round of each, `repeat` rounds), so a
+    change in the machine's load during the run falls on all of them alike."""
     import torch
 
+    times: dict[str, list[float]] = {name: [] for name in fns}
     with torch.no_grad():
-        fn()
-        times = []
+        for fn in fns.values():
+            fn()
         for _ in range(repeat):
-            start = time.perf_counter()
-            for _ in range(loops):
-                fn()
-            times.append((time.perf_counter() - start) / loops)
-    return statistics.median(times)
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                for _ in range(loops):
+                    fn()
+                times[name].append((time.perf_counter() - start) / loops)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def forward_ratio(folder: Path, args: argparse.Namespace) -> None:
@@ -142,9 +148,9 @@ def forward_ratio(folder: Path, args: argparse.Namespace) -> None:
 
     with torch.no_grad():
         assert torch.allclose(ours(ids, mask), reference(), atol=1e-5)
-    t_theirs = timed(reference, args.repeat)
-    t_ours = timed(lambda: ours(ids, mask), args.repeat)
-    t_native = timed(lambda: native(ids, mask), args.repeat)
+    medians = timed({"transformers": reference, "family": lambda: ours(ids, mask),
+                     "native": lambda: native(ids, mask)}, args.repeat)
+    t_theirs, t_ours, t_native = medians["transformers"], medians["family"], medians["native"]
     print(f"forward [{args.batch}x{args.length}]: transformers {t_theirs * 1e3:.1f} ms, family {t_ours * 1e3:.1f} ms "
           f"({t_ours / t_theirs:.3f}x, target <= 1.02x), native encoder {t_native * 1e3:.1f} ms "
           f"({t_native / t_theirs:.3f}x)")
@@ -198,6 +204,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--creation-only", action="store_true", help="skip the forward timing")
+    parser.add_argument("--forward-only", action="store_true", help="skip the creation timing")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="also write a cProfile of one creation per path into DIR and print its top")
     args = parser.parse_args()
@@ -213,7 +220,8 @@ def main() -> None:
         folder = write_checkpoint(cache, args.layers)
         if not args.creation_only:
             forward_ratio(folder, args)
-        creation(folder, env, args.repeat)
+        if not args.forward_only:
+            creation(folder, env, args.repeat)
         if args.profile:
             profiles(folder, env, args.profile)
 
