@@ -26,6 +26,7 @@ from .errors import InvalidArgumentError
 from .exports.inputs import ExampleInputs, example_inputs
 from .exports.parity import first_tensor
 from .factory import create
+from .speed import autocast, default_device
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 TEXT_TOKENS = 128
@@ -58,17 +59,16 @@ def benchmark(name: str, *, batch: int = 8, precision: str = "fp32", device: str
     """Measure the model of card `name` (random weights) on inputs made from its card."""
     if precision not in PRECISIONS:
         raise InvalidArgumentError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    where = torch.device(device) if device else default_device()
     model = create(name, pretrained=False).to(where)
     card = card_of(model)
     inputs = _inputs(model, batch)
     tensors = tuple(t.to(where) for t in inputs.tensors)
     run: nn.Module | Callable[..., Any] = torch.compile(model) if compile else model
-    autocast = _autocast(where, precision)
     model.eval()
 
     def infer() -> None:
-        with torch.inference_mode(), autocast():
+        with torch.inference_mode(), autocast(precision, where):
             run(*tensors)
 
     infer_ms, infer_peak = _timed(infer, where, warmup, steps)
@@ -77,7 +77,7 @@ def benchmark(name: str, *, batch: int = 8, precision: str = "fp32", device: str
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast():
+        with autocast(precision, where):
             loss = first_tensor(run(*tensors)).float().pow(2).mean()
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
@@ -98,12 +98,6 @@ def _inputs(model: nn.Module, batch: int) -> ExampleInputs:
     card = card_of(model)
     length = TEXT_TOKENS if card.modality == "text" else None
     return example_inputs(model, card, batch=batch, length=length)
-
-
-def _autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
-    if precision == "fp32":
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
 def _timed(step: Callable[[], None], device: torch.device, warmup: int, steps: int) -> tuple[float, float]:
