@@ -457,13 +457,14 @@ class Registry:
         out: list[str] = []
         if unfiltered and not pretrained:
             out = self.names()  # every name is listed: no summary needs reading
-        for name in self.names() if not out else ():
-            try:
-                card: CardSummary | None = self.summary(name)
-            except ZooError:
-                card = None
-            if card is None and unfiltered or card is not None and _matches(card, **filters):
-                out += _listed(name, card, pretrained)
+        else:
+            for name in self.names():
+                try:
+                    card: CardSummary | None = self.summary(name)
+                except ZooError:
+                    card = None
+                if card is None and unfiltered or card is not None and _matches(card, **filters):
+                    out += _listed(name, card, pretrained)
         out = [name for name in out
                if (patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns))
                and not any(fnmatch.fnmatchcase(name, p) for p in excluded)]
