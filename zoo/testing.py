@@ -13,9 +13,7 @@ This module imports torch; ``import zoo`` does not import it.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +22,7 @@ from .cards import AudioInput, ImageInput, ModelCard, Recipe, TextInput
 from .errors import PluginError, ZooError
 from .factory import create
 from .finetune.heads import reset_head
+from .model_outputs import leading_tensor
 from .plugins import PluginInfo
 from .registry import Registry, default_registry
 from .weights.sources import PACKAGE_PREFIX, fetch
@@ -168,7 +167,7 @@ def _check_forward(model: nn.Module, x: torch.Tensor, width: int | None, what: s
             output = model(x)
     except Exception as exc:  # noqa: BLE001 - reported with the card's name, then the check goes on
         return [f"{what}: forward on input of shape {tuple(x.shape)} failed: {type(exc).__name__}: {exc}"]
-    tensor = _main_tensor(output)
+    tensor = leading_tensor(output)
     if tensor is None:
         return [f"{what}: forward returned {type(output).__name__}, not a tensor (or an output with 'logits')"]
     if tensor.ndim == 0 or tensor.shape[0] != batch:
@@ -176,16 +175,3 @@ def _check_forward(model: nn.Module, x: torch.Tensor, width: int | None, what: s
     if width is not None and tensor.shape[-1] != width:
         return [f"{what}: outputs end in {tensor.shape[-1]}, expected {width} (shape {tuple(tensor.shape)})"]
     return []
-
-
-def _main_tensor(output: Any) -> torch.Tensor | None:
-    """The tensor a model's output leads with: itself, ``logits`` / ``last_hidden_state``, or a tuple's first."""
-    if isinstance(output, torch.Tensor):
-        return output
-    for key in ("logits", "last_hidden_state"):
-        value = output.get(key) if isinstance(output, Mapping) else getattr(output, key, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    return None

@@ -1,7 +1,7 @@
 """Parity of an exported model with eager PyTorch: both run on the same inputs, the outputs compared."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..cards import AudioInput, ModelCard, TextInput
+from ..model_outputs import leading_tensor
 from .inputs import ExampleInputs, example_inputs
 
 RELATIVE_TOLERANCE = 1e-3
@@ -36,16 +37,11 @@ class ParityCheck:
 
 
 def first_tensor(output: Any) -> torch.Tensor:
-    """The tensor an output leads with: itself, ``logits`` / ``last_hidden_state``, or a sequence's first."""
-    if isinstance(output, torch.Tensor):
-        return output
-    for key in ("logits", "last_hidden_state"):
-        value = output.get(key) if isinstance(output, Mapping) else getattr(output, key, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    if isinstance(output, (tuple, list)) and output:
-        return first_tensor(output[0])
-    raise TypeError(f"the model returned {type(output).__name__}, which holds no tensor")
+    """`zoo.model_outputs.leading_tensor`, required: an output that holds no tensor is an error."""
+    tensor = leading_tensor(output)
+    if tensor is None:
+        raise TypeError(f"the model returned {type(output).__name__}, which holds no tensor")
+    return tensor
 
 
 def parity_inputs(model: nn.Module, card: ModelCard, exported_with: ExampleInputs) -> list[ExampleInputs]:
