@@ -42,6 +42,9 @@ def folder_card(config: Mapping[str, Any], directory: Path) -> zoo.ModelCard:
     bad = sorted(k for k, v in model_args.items() if not _plain(v))
     if bad:
         raise zoo.WeightsError(f"{where}: 'model_args' {bad} must be plain values (numbers, strings, lists)")
+    if "model_name" in model_args:  # the architecture is 'architecture', checked above against the registry
+        raise zoo.WeightsError(f"{where}: 'model_args' may not set 'model_name'; the architecture is "
+                               f"'architecture' ({architecture!r})")
     num_classes = config.get("num_classes", pretrained_cfg.get("num_classes", card.class_count()))
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
         raise zoo.WeightsError(f"{where}: 'num_classes' must be a whole number of at least 0, got {num_classes!r}")
