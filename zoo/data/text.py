@@ -79,12 +79,7 @@ class TextTokenizer:
     def encode_each(self, texts: Sequence[str], *, max_length: int | None = None
                     ) -> list[tuple[list[int], list[int]]]:
         """Each text's token ids and token type ids, truncated to `max_length` (default: the model's), unpadded."""
-        limit = max_length or self.max_length
-        tok = self.tokenizer
-        if limit:
-            tok.enable_truncation(max_length=limit)
-        else:
-            tok.no_truncation()
+        tok = self._truncating(max_length)
         tok.no_padding()  # `_encode` sets padding again on every call
         return [(e.ids, e.type_ids) for e in tok.encode_batch(_as_texts(texts, "texts"))]
 
@@ -99,16 +94,21 @@ class TextTokenizer:
         encodings = self._encode(words, max_length=max_length, pad_to=None, is_pretokenized=True)
         return _tensors(encodings), [list(encoding.word_ids) for encoding in encodings]
 
-    def _encode(self, inputs: list[Any], *, max_length: int | None, pad_to: int | None,
-                is_pretokenized: bool) -> list[tokenizers.Encoding]:
-        """The tokenizer's encodings of `inputs`, truncated to `max_length` (default: the model's) and
-        padded to the longest, or to `pad_to`."""
+    def _truncating(self, max_length: int | None) -> tokenizers.Tokenizer:
+        """The tokenizer, set to truncate at `max_length` (default: the model's; none when neither says)."""
         limit = max_length or self.max_length
         tok = self.tokenizer
         if limit:
             tok.enable_truncation(max_length=limit)
         else:
             tok.no_truncation()
+        return tok
+
+    def _encode(self, inputs: list[Any], *, max_length: int | None, pad_to: int | None,
+                is_pretokenized: bool) -> list[tokenizers.Encoding]:
+        """The tokenizer's encodings of `inputs`, truncated to `max_length` (default: the model's) and
+        padded to the longest, or to `pad_to`."""
+        tok = self._truncating(max_length)
         if self.pad_token is not None:
             tok.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=pad_to)
         elif len(inputs) > 1:
