@@ -91,3 +91,20 @@ def run_python(code: str, *, env: dict[str, str] | None = None, cwd: Path | None
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def drafts(monkeypatch):
+    """The reduction of each JPEG decoded (1: whole), recorded as PIL's draft is asked for it."""
+    from PIL import JpegImagePlugin  # only the image tests need PIL
+
+    seen: list[int] = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def draft(self, mode, size):
+        result = original(self, mode, size)
+        seen.append(self.decoderconfig[0] if result else 1)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
+    return seen

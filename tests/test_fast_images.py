@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw, JpegImagePlugin
+from PIL import Image, ImageDraw
 
 import zoo
 from zoo.cards import ImageInput
@@ -42,21 +42,6 @@ def picture(width: int = 800, height: int = 600, seed: int = 0) -> Image.Image:
 
 def reference(path, spec: ImageInput) -> torch.Tensor:
     return image_transform(spec)(read_image(path))
-
-
-@pytest.fixture
-def drafts(monkeypatch):
-    """The reduction of each JPEG decoded (1: whole), recorded as PIL's draft is asked for it."""
-    seen: list[int] = []
-    original = JpegImagePlugin.JpegImageFile.draft
-
-    def draft(self, mode, size):
-        result = original(self, mode, size)
-        seen.append(self.decoderconfig[0] if result else 1)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
-    return seen
 
 
 def levels(got: torch.Tensor, expected: torch.Tensor, spec: ImageInput) -> torch.Tensor:

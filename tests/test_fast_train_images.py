@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw, JpegImagePlugin
+from PIL import Image, ImageDraw
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode, v2
 
@@ -41,21 +41,6 @@ def photo(tmp_path_factory) -> object:
     path = tmp_path_factory.mktemp("photos") / "photo.jpg"
     picture(2000, 1500).save(path, quality=90)
     return path
-
-
-@pytest.fixture
-def drafts(monkeypatch):
-    """The reduction of each JPEG decoded (1: whole), recorded as PIL's draft is asked for it."""
-    seen: list[int] = []
-    original = JpegImagePlugin.JpegImageFile.draft
-
-    def draft(self, mode, size):
-        result = original(self, mode, size)
-        seen.append(self.decoderconfig[0] if result else 1)
-        return result
-
-    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
-    return seen
 
 
 @pytest.fixture
