@@ -36,18 +36,23 @@ def registered_code(registry: Registry, *, unbuilt: bool = True) -> frozenset[st
     With ``unbuilt=False``, only the cards already built: a catalogue's cards (`zoo.lazy_cards`) that
     no lookup has needed yet are left out, so that a check finding its code there builds nothing.
     """
-    found: set[str] = set()
+    return frozenset(spec for card in registered_cards(registry, unbuilt=unbuilt) for spec in _code_named_by(card))
+
+
+def registered_cards(registry: Registry, *, unbuilt: bool = True) -> Iterator[ModelCard]:
+    """Every registered card that can be looked up (a catalogue's cards are built here, unless `unbuilt` is
+    False: then those not built yet are left out). A name two plugins claim, or a card that fails to build,
+    is skipped: neither is trusted through it."""
     for name in registry.names():
         try:
             claim = registry.claim(name)
             if not unbuilt and isinstance(claim.registered, LazyCard) and not claim.registered.built:
                 continue
             entry = claim.entry
-        except ZooError:  # a name two plugins claim: neither is trusted through it
+        except ZooError:
             continue
         if isinstance(entry, ModelCard):
-            found.update(_code_named_by(entry))
-    return frozenset(found)
+            yield entry
 
 
 def check_registered(spec: str, *, what: str, registry: Registry | None = None) -> None:

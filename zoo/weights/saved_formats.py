@@ -25,9 +25,9 @@ from typing import Any
 
 from ..builders import BuildPlan
 from ..cards import ModelCard
-from ..errors import WeightsError, ZooError
+from ..errors import WeightsError
 from ..registry import Registry, default_registry
-from ..trust import check_registered
+from ..trust import check_registered, registered_cards
 from .formats import read_state_dict
 from .loading import import_function
 from .saved_folder import weights_file
@@ -70,14 +70,8 @@ def folder_formats(registry: Registry | None = None) -> list[FolderFormat]:
     """Every folder format a registered card declares, in the order they are asked (by key, then reader)."""
     registry = default_registry() if registry is None else registry
     found: set[FolderFormat] = set()
-    for name in registry.names():
-        try:
-            entry = registry.claim(name).entry
-        except ZooError:  # a name two plugins claim, a card that fails to build: it declares nothing usable
-            continue
-        if not isinstance(entry, ModelCard):
-            continue
-        key, reader = entry.extra.get(SAVED_FOLDER_KEY), entry.extra.get(SAVED_FOLDER_READER)
+    for card in registered_cards(registry):
+        key, reader = card.extra.get(SAVED_FOLDER_KEY), card.extra.get(SAVED_FOLDER_READER)
         if isinstance(key, str) and key and isinstance(reader, str):
             found.add(FolderFormat(key, reader))
     return sorted(found)
