@@ -60,6 +60,10 @@ def test_a_timm_folder_of_an_unregistered_architecture_is_refused_without_import
     path.write_text(json.dumps({**config, "model_args": {"act_layer": {"module": "os:system"}}}))
     with pytest.raises(WeightsError, match="plain values"):
         zoo.create(f"local-dir:{tmp_path / 'ckpt'}")
+    # model_args may not swap the checked architecture for another (or for a Hub name timm would fetch)
+    path.write_text(json.dumps({**config, "model_args": {"model_name": "hf-hub:someone/else"}}))
+    with pytest.raises(WeightsError, match="may not set 'model_name'"):
+        zoo.create(f"local-dir:{tmp_path / 'ckpt'}")
 
 
 def test_a_model_fine_tuned_in_zoo_loads_in_zoo_and_in_plain_timm(hub, tmp_path):
