@@ -142,6 +142,19 @@ def timed(make: Callable[[], Iterable[Any]], step: Callable[[torch.Tensor], Any]
     return wall, cpu, images
 
 
+def best_of(loaders: dict[str, Callable[[], Iterable[Any]]], step: Callable[[torch.Tensor], Any],
+            repeats: int) -> dict[str, tuple[float, float]]:
+    """Each loader's best (images per second, CPU ms per image) over `repeats` passes, the loaders in turns."""
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(repeats):
+        for name, make in loaders.items():
+            wall, cpu, images = timed(make, step)
+            rate, cost = images / wall, cpu / images * 1000
+            if name not in best or rate > best[name][0]:
+                best[name] = (rate, cost)
+    return best
+
+
 def speed(root: Path, batch: int, workers: int, repeats: int, device: torch.device, with_model: bool) -> float:
     """Prints the table; returns zoo's loader images per second over torchvision's (loader only)."""
     model = zoo.create("resnet50").eval().to(device)
@@ -160,13 +173,7 @@ def speed(root: Path, batch: int, workers: int, repeats: int, device: torch.devi
     runs += [("+ resnet50 fwd", forward)] if with_model else []
     loader_ratio = 0.0
     for run, step in runs:
-        best: dict[str, tuple[float, float]] = {}
-        for _ in range(repeats):
-            for name, make in loaders.items():
-                wall, cpu, images = timed(make, step)
-                rate, cost = images / wall, cpu / images * 1000
-                if name not in best or rate > best[name][0]:
-                    best[name] = (rate, cost)
+        best = best_of(loaders, step, repeats)
         for name, (rate, cost) in best.items():
             print(f"{name:<12} {run:<18} {rate:9.1f} {cost:13.1f}")
         ratio = best["zoo"][0] / best["torchvision"][0]
@@ -191,13 +198,7 @@ def train_speed(root: Path, batch: int, workers: int, repeats: int) -> float:
     print(f"\naugmented training data (random resized crop {spec.size}, flip): batch {batch}, {workers} workers, "
           f"best of {repeats}")
     print(f"{'pipeline':<12} {'images/s':>9} {'CPU ms/image':>13}")
-    best: dict[str, tuple[float, float]] = {}
-    for _ in range(repeats):
-        for name, make in loaders.items():
-            wall, cpu, images = timed(make, lambda _: None)
-            rate, cost = images / wall, cpu / images * 1000
-            if name not in best or rate > best[name][0]:
-                best[name] = (rate, cost)
+    best = best_of(loaders, lambda _: None, repeats)
     for name, (rate, cost) in best.items():
         print(f"{name:<12} {rate:9.1f} {cost:13.1f}")
     ratio = best["zoo"][0] / best["torchvision"][0]
