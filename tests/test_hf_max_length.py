@@ -50,3 +50,11 @@ def test_tokenizer_config_lowers_max_length_when_sane(tmp_path, model_max_length
 def test_the_family_length_stays_when_the_checkpoint_allows_more(tmp_path):
     folder = _checkpoint(tmp_path, "bert", {"model_max_length": 4096}, max_position_embeddings=1024)
     assert zoo.get_card(f"local-dir:{folder}").input.max_length == 512
+
+
+def test_a_tokenizer_config_linking_out_of_the_folder_is_not_read(tmp_path):
+    folder = _checkpoint(tmp_path, "bert", max_position_embeddings=40)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps({"model_max_length": 12}))
+    (folder / "tokenizer_config.json").symlink_to(outside)
+    assert zoo.get_card(f"local-dir:{folder}").input.max_length == 40  # not 12: zoo reads only the folder's files

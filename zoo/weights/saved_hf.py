@@ -24,7 +24,6 @@ A sentence-transformers repo (``modules.json``) is built with its own pooling an
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,13 @@ from .formats import read_state_dict
 from .loading import apply_key_map, import_function
 from .saved_folder import weights_file
 from .saving import CONFIG_NAME
-from .sentence_pooling import SentencePooling, sentence_pooling
+from .sentence_pooling import (
+    TOKENIZER_CONFIG_NAME,
+    UNLIMITED_LENGTH,
+    SentencePooling,
+    read_folder_json,
+    sentence_pooling,
+)
 
 ANY_MODEL_TYPE = "*"
 """The ``extra["hf_model_types"]`` entry of a card that builds any model type no other card claims."""
@@ -47,11 +52,9 @@ SENTENCE_POOLINGS = "sentence_poolings"
 (keywords ``pooling`` and ``normalize``)."""
 HF_CARD = "hf_card"
 HF_KEY_MAP_ARGS = "hf_key_map_args"
-TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 POSITIONS_AFTER_PADDING = "hf_positions_after_padding"
 """The card ``extra`` key (true) of a family whose checkpoints number positions from ``pad_token_id + 1`` (RoBERTa's
 scheme), so that ``pad_token_id + 1`` rows of the position table are never used by a token."""
-_UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
 _TOKENIZER_CONFIG_LIMIT = 4 * 1024 * 1024
 
 # The tasks a transformers class's suffix says its trained head does, as the Hub names them; the
@@ -209,18 +212,15 @@ def _text_input_within(card: ModelCard, config: Mapping[str, Any], directory: Pa
 
 def _length(value: Any) -> int | None:
     """`value` when it is a usable sequence length (a positive int below tokenizers' "no limit"), else None."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < UNLIMITED_LENGTH else None
 
 
 def _tokenizer_config(directory: Path) -> dict[str, Any]:
     """The folder's ``tokenizer_config.json`` as a JSON object; {} when there is none or it is unreadable (it only
     ever lowers the length limit, so a broken one is ignored rather than refused)."""
-    path = directory / TOKENIZER_CONFIG_NAME
     try:
-        if not path.is_file() or path.stat().st_size > _TOKENIZER_CONFIG_LIMIT:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_folder_json(directory, TOKENIZER_CONFIG_NAME, limit=_TOKENIZER_CONFIG_LIMIT)
+    except WeightsError:  # unreadable, or a link out of the folder: not read
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -18,7 +18,7 @@ from ..errors import WeightsError
 MODULES_NAME = "modules.json"
 SENTENCE_CONFIG_NAME = "sentence_bert_config.json"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
-_UNLIMITED = 10**9  # tokenizer configs write 10**30 for "no limit"
+UNLIMITED_LENGTH = 10**9  # tokenizer configs write 10**30 for "no limit": a length at or above it is none
 POOLINGS = ("cls", "mean", "max", "lasttoken")
 # The pooling config's older spelling: one boolean per mode.
 _LEGACY_MODES = {
@@ -48,7 +48,7 @@ def sentence_pooling(directory: Path) -> SentencePooling | None:
 
     Raises `WeightsError` for a pipeline zoo cannot reproduce exactly.
     """
-    modules = _read_json(directory, MODULES_NAME)
+    modules = read_folder_json(directory, MODULES_NAME)
     if modules is None:
         return None
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
@@ -80,7 +80,7 @@ def sentence_pooling(directory: Path) -> SentencePooling | None:
 
 def _pooling(directory: Path, path: str) -> tuple[str, bool]:
     where = f"{path}/config.json"
-    config = _read_json(directory, where)
+    config = read_folder_json(directory, where)
     if not isinstance(config, dict):
         raise WeightsError(f"{directory / where} is missing or not a JSON object: the pooling is unknown")
     modes = config.get("pooling_mode")
@@ -99,18 +99,19 @@ def _max_seq_length(directory: Path) -> int | None:
     """``max_seq_length`` of sentence_bert_config.json, else the tokenizer's ``model_max_length`` (where
     sentence-transformers 5 and later keep it)."""
     for name, key in ((SENTENCE_CONFIG_NAME, "max_seq_length"), (TOKENIZER_CONFIG_NAME, "model_max_length")):
-        config = _read_json(directory, name)
+        config = read_folder_json(directory, name)
         value = config.get(key) if isinstance(config, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < UNLIMITED_LENGTH:
             return value
     return None
 
 
-def _read_json(directory: Path, name: str) -> Any:
-    """The JSON in `directory`/`name` (a small regular file inside the folder), or None if there is none."""
+def read_folder_json(directory: Path, name: str, *, limit: int = _SIZE_LIMIT) -> Any:
+    """The JSON in `directory`/`name` (a regular file inside the folder, at most `limit` bytes), or None if there
+    is none; `WeightsError` when it leads out of the folder or cannot be read."""
     path = directory / name
     try:
-        if not path.is_file() or path.stat().st_size > _SIZE_LIMIT:
+        if not path.is_file() or path.stat().st_size > limit:
             return None
         if directory.resolve() not in path.resolve().parents and not _hub_blob(directory, path):
             raise WeightsError(f"{path} leads out of the model folder; zoo reads only the folder's own files")
