@@ -22,6 +22,8 @@ INDEX = [
 
 def index():
     READS.append(1)
+    if isinstance(BAD.get("index"), Exception):
+        raise BAD["index"]
     return BAD.get("index", INDEX)
 
 
@@ -125,9 +127,15 @@ def test_an_index_that_differs_from_its_declared_names_raises_naming_the_plugin_
     assert deep.READS == [1] and "deep_net_a" in zoo.list_models() and zoo.list_models(modality="text") == []
 
 
-def test_an_index_function_that_crashes_raises_a_plugin_error_naming_the_plugin(deep):
+def test_an_index_that_is_not_a_list_raises_a_card_error(deep):
     deep.BAD["index"] = 42  # not a list of entries
     with pytest.raises(zoo.CardError, match="index must be a list"):
+        zoo.get_card("deep_net_a")
+
+
+def test_an_index_function_that_crashes_raises_a_plugin_error_naming_the_plugin(deep):
+    deep.BAD["index"] = OSError("index.json went missing")
+    with pytest.raises(zoo.PluginError, match=r"plugin 'deep'.*could not read its catalogue index: OSError"):
         zoo.get_card("deep_net_a")
 
 
