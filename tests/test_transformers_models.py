@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import run_python
 from transformers_helpers import family_fixture, random_model, save, text_batch, transformers
 
 __all__ = ["family_fixture"]
@@ -108,3 +109,17 @@ def test_image_feature_maps(family, tmp_path, case, shapes):
     with torch.no_grad():
         maps = model(torch.randn(2, 3, 32, 32))
     assert [tuple(m.shape) for m in maps] == shapes
+
+
+def test_filter_banks_work_on_cpu_after_a_meta_device_build_used_them_first():
+    # a meta-device build (the plugin check, a card on meta) may be the first to compute filter banks
+    done = run_python("""
+        import torch
+        from zoo_transformers.model import filterbanks
+        settings = {"num_mel_bins": 8, "max_length": 20, "sampling_rate": 16000, "mean": -4.0, "std": 4.0}
+        with torch.device("meta"):
+            filterbanks(torch.zeros(1, 4000), None, settings)
+        print(tuple(filterbanks(torch.randn(1, 4000), None, settings).shape))
+    """)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "(1, 20, 8)"

@@ -199,7 +199,9 @@ def normalised(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def filterbanks(waveforms: torch.Tensor, lengths: torch.Tensor | None, settings: Mapping[str, Any]) -> torch.Tensor:
     """Kaldi-style log mel filter banks, cut or padded to ``max_length`` frames and normalised
     (the Audio Spectrogram Transformer's input)."""
-    import torchaudio.compliance.kaldi as kaldi
+    # on CPU: the module makes a constant tensor when first imported, which a meta-device build would leave empty
+    with torch.device("cpu"):
+        import torchaudio.compliance.kaldi as kaldi
 
     bins, frames = int(settings["num_mel_bins"]), int(settings["max_length"])
     rate = int(settings.get("sampling_rate", 16000))
